@@ -1,0 +1,31 @@
+# One entry point for setting up and running things. `make demo` and `make test` work on a
+# fresh machine with only python3 (>= 3.11) and make: they create .venv and install into it.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,bench]"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/ikrl demo
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+bench: setup
+	$(PY) benchmarks/kinematics.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

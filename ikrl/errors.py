@@ -1,0 +1,101 @@
+"""Every error ikrl raises on purpose, in one hierarchy.
+
+Each message says what was wrong and what would be right. Catch :class:`IkrlError`
+to handle them all; the subclasses also derive from the matching built-in
+(``ValueError``, ``LookupError``, ``FileNotFoundError``) so generic handlers work.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "ChainError",
+    "IkrlError",
+    "JointInputError",
+    "ShapeError",
+    "UnknownLinkError",
+    "UnknownNameError",
+    "UnsupportedJointError",
+    "UrdfError",
+    "UrdfNotFoundError",
+    "closest",
+]
+
+
+class IkrlError(Exception):
+    """Base class of every error ikrl raises on purpose."""
+
+
+class ShapeError(IkrlError, ValueError):
+    """A tensor has the wrong shape for the operation (names the expected shape)."""
+
+
+class UrdfError(IkrlError, ValueError):
+    """A URDF could not be read: bad XML, a missing required attribute, ...
+
+    ``source`` is the file path, or ``"<string>"`` for XML text.
+    """
+
+    def __init__(self, message: str, *, source: str = "<string>") -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class UrdfNotFoundError(UrdfError, FileNotFoundError):
+    """The URDF path names no file."""
+
+
+class ChainError(IkrlError, ValueError):
+    """The kinematic structure cannot make a chain (no movable joint, ambiguous tip, ...).
+
+    ``source`` is where the structure came from (a URDF path, ``"<string>"``, or a
+    description given by the caller).
+    """
+
+    def __init__(self, message: str, *, source: str = "<chain>") -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+
+
+class UnknownLinkError(ChainError, LookupError):
+    """A base or tip link name that the robot does not have."""
+
+    def __init__(self, link: str, role: str, known: Iterable[str], *, source: str = "<chain>") -> None:
+        known = sorted(known)
+        hint = closest(link, known)
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        super().__init__(
+            f"unknown {role} link {link!r}.{suggestion} Links: {', '.join(known)}",
+            source=source,
+        )
+        self.link = link
+        self.role = role
+
+
+class UnknownNameError(IkrlError, LookupError):
+    """A name (robot, reward, sampler, ...) that nothing provides; suggests the closest."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        known = sorted(known)
+        hint = closest(name, known)
+        suggestion = f" Did you mean {hint!r}?" if hint else ""
+        super().__init__(f"unknown {kind} {name!r}.{suggestion} Known {kind}s: {', '.join(known) or 'none'}")
+        self.kind = kind
+        self.name = name
+        self.known = known
+
+
+class UnsupportedJointError(ChainError):
+    """A joint type ikrl cannot move along (floating, planar, ...)."""
+
+
+class JointInputError(IkrlError, ValueError):
+    """Joint values ``q`` given to a chain have the wrong width, dtype or device."""
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like ``name`` (for "did you mean" hints), or None."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
