@@ -183,3 +183,14 @@ def test_repr_and_attributes(cr5):
     assert cr5.joint_names == tuple(f"joint{i}" for i in range(1, 7))
     assert cr5.lower.shape == cr5.upper.shape == (6,)
     torch.testing.assert_close(cr5.upper, torch.tensor([3.14, 3.14, 2.86, 3.14, 3.14, 6.28]))
+
+
+@pytest.mark.parametrize("batch", [3, 300])
+def test_no_tensor_is_tied_to_the_cpu(cr5, batch):
+    # The meta device computes shapes only: any tensor created on the CPU by mistake clashes.
+    chain = cr5.to(device="meta")
+    q = torch.zeros(batch, 6, device="meta")
+    pose, jac = chain.forward_kinematics_and_jacobian(q)
+    assert pose.device.type == jac.device.type == "meta"
+    assert chain.skeleton(q).shape == (batch, 8, 3)
+    assert chain.lower.device.type == "meta" and chain.continuous.device.type == "meta"

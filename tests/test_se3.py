@@ -239,3 +239,11 @@ def test_bad_shapes_name_the_expected_shape():
         se3.se3_log(torch.eye(3))
     with pytest.raises(ShapeError, match="current"):
         se3.pose_errors(torch.eye(3), torch.eye(4))
+
+
+def test_no_tensor_is_tied_to_the_cpu():
+    xi = torch.zeros(5, 6, device="meta")
+    pose = se3.se3_exp(xi)
+    assert pose.device.type == "meta"
+    for out in [se3.se3_log(pose), se3.error_twist(pose, pose), se3.adjoint(pose), se3.se3_inverse(pose), *se3.pose_errors(pose, pose)]:
+        assert out.device.type == "meta"
