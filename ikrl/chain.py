@@ -25,7 +25,6 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import ChainError, JointInputError, UnknownLinkError, UnsupportedJointError
-from ikrl.se3 import hat
 
 __all__ = ["Chain", "Joint", "Mimic", "SUPPORTED_JOINT_TYPES"]
 
@@ -106,18 +105,18 @@ class Chain:
         self.lower = cast["lower"]
         self.upper = cast["upper"]
         self.continuous = exact["continuous"].to(self.device)
-        # Local-transform coefficients: a constant and the factors of (cos q, sin q[, q]),
-        # with and without the next joint's axis columns, batch-last ([n, 4W, 1], [n, 4W, k])
-        # and batch-first ([n, 1, 4W], [n, k, 4W]).
+        # Local-transform coefficients, a constant and the factors of (cos q, sin q[, q]),
+        # keyed by (to the tip?, batch last?): batch-last [n, 12, 1 or k] (rows 0-2),
+        # batch-first [n, 1 or k, 16].
         self._coefficients = {
-            with_axes: (c, k, c.transpose(1, 2).contiguous(), k.transpose(1, 2).contiguous())
-            for with_axes, (c, k) in ((False, (cast["const"], cast["coeff"])),
-                                      (True, (cast["const_axes"], cast["coeff_axes"])))
-        }  # fmt: skip
+            (to_tip, last): (cast[f"{layout}_{end}"], cast[f"{layout}_{end}_k"])
+            for to_tip, end in ((True, "tip"), (False, "joint"))
+            for last, layout in ((True, "last"), (False, "first"))
+        }
+        self._to_tip = cast["to_tip"]  # [4, 4]: from the last joint's frame to the tip
         self._mimic_matrix = cast["mimic_matrix"]  # [n, dof]: joint values from q
         self._mimic_offset = cast["mimic_offset"]  # [n, 1]
-        self._first_axis = cast["first_axis"].reshape(3, 2, 1, 1)  # joint 0's (axis, point)
-        self._revolute = cast["revolute"]  # [n, 1]: 1 for revolute/continuous, 0 for prismatic
+        self._revolute = cast["revolute"]  # [n]: 1 for revolute/continuous, 0 for prismatic
         self._n = self._mimic_matrix.shape[0]
         self._has_prismatic = bool((exact["revolute"] == 0).any())
         self._identity_mimic = self._n == self.dof and bool(
@@ -188,24 +187,29 @@ class Chain:
         Rows 0-2 are the linear velocity of the tip origin, rows 3-5 the angular velocity,
         both in the base frame, per unit velocity of each joint value.
         """
-        return self.forward_kinematics_and_jacobian(q)[1]
+        return self._jacobian(q, with_pose=False)[1]
 
     def forward_kinematics_and_jacobian(self, q: Tensor) -> tuple[Tensor, Tensor]:
         """Both :meth:`forward_kinematics` and :meth:`jacobian` from one pass over the chain."""
+        return self._jacobian(q, with_pose=True)
+
+    def _jacobian(self, q: Tensor, *, with_pose: bool) -> tuple[Tensor | None, Tensor]:
         flat, lead = self._flatten(q)
-        tip, (z, p, tip_position) = self._pass(flat, with_axes=True)
-        d = tip_position - p  # from each joint's axis point to the tip, [3, n, B]
+        tip, (z, p, tip_position) = self._pass(flat, with_axes=True, with_pose=with_pose)
+        d = tip_position - p  # from each joint's axis point to the tip, [3, B, n]
         zx, zy, zz = z.unbind(0)
         dx, dy, dz = d.unbind(0)
         linear = [zy * dz - zz * dy, zz * dx - zx * dz, zx * dy - zy * dx]
         angular = [zx, zy, zz]
         if self._has_prismatic:
-            revolute = self._revolute  # [n, 1]: a prismatic joint moves along z, turns nothing
+            revolute = self._revolute  # [n]: a prismatic joint moves along z, turns nothing
             linear = [revolute * lin + (1 - revolute) * ax for lin, ax in zip(linear, angular, strict=True)]
             angular = [revolute * ax for ax in angular]
-        jac = torch.stack(linear + angular, 0).permute(2, 0, 1)  # [B, 6, n]
-        jac = jac.contiguous() if self._identity_mimic else jac @ self._mimic_matrix
-        return tip.reshape(*lead, 4, 4), jac.reshape(*lead, 6, self.dof)
+        jac = torch.stack(linear + angular, 1)  # [B, 6, n]
+        if not self._identity_mimic:
+            jac = jac @ self._mimic_matrix
+        pose = tip.reshape(*lead, 4, 4) if with_pose else None
+        return pose, jac.reshape(*lead, 6, self.dof)
 
     def skeleton(self, q: Tensor) -> Tensor:
         """Points to draw the arm as a stick figure: ``q[..., dof] -> [..., n + 2, 3]``.
@@ -215,8 +219,8 @@ class Chain:
         """
         flat, lead = self._flatten(q)
         _, (_, p, tip_position) = self._pass(flat, with_axes=True)
-        points = torch.cat([torch.zeros_like(tip_position), p, tip_position], 1)  # [3, n + 2, B]
-        return points.permute(2, 1, 0).reshape(*lead, self._n + 2, 3)
+        points = torch.cat([torch.zeros_like(tip_position), p, tip_position], -1)  # [3, B, n + 2]
+        return points.permute(1, 2, 0).reshape(*lead, self._n + 2, 3)
 
     # ------------------------------------------------------------------ internals
 
@@ -242,55 +246,66 @@ class Chain:
             )
         return q.reshape(-1, self.dof), tuple(q.shape[:-1])
 
-    def _pass(self, q: Tensor, *, with_axes: bool) -> tuple[Tensor, tuple[Tensor, Tensor, Tensor]]:
+    def _pass(
+        self, q: Tensor, *, with_axes: bool, with_pose: bool = True
+    ) -> tuple[Tensor | None, tuple[Tensor, Tensor, Tensor] | None]:
         """One pass down the chain for ``q[B, dof]``.
 
-        Returns the tip pose ``[B, 4, 4]`` and, ``with_axes``, the world axis ``z`` and a
-        world point ``p`` on the axis of every movable joint, ``[3, n, B]`` each, and the
-        tip position ``[3, 1, B]`` (components first, so both paths share the Jacobian code).
+        Returns the tip pose ``[B, 4, 4]`` (None if not ``with_pose``) and, ``with_axes``,
+        the world axis ``z`` and a world point ``p`` on the axis of every movable joint,
+        ``[3, B, n]`` each, and the tip position ``[3, B, 1]``: components first, so both
+        paths share the Jacobian code, and joints last, so the Jacobian comes out
+        ``[B, 6, n]`` without a transpose.
 
         The local transform of joint i is ``const + cos q C_c + sin q C_s (+ q C_q)``: one
-        batched product with precomputed coefficients gives all of them. With axes, each local
-        transform carries two extra columns: the next joint's axis and point in its frame,
-        so the frame product yields them at no extra step. Small batches multiply 3x4
-        blocks with ``bmm``; large ones keep the batch last and multiply with rank-1
-        updates, which torch runs several times faster than many tiny ``bmm``s.
+        batched product with precomputed coefficients gives all of them. Joint frames have
+        z along the joint axis, so the axis and a point on it are the frame's columns 2 and
+        3. Small batches multiply 3x4 blocks with ``bmm``; large ones keep the batch last
+        and multiply with rank-1 updates, several times faster than many tiny ``bmm``s.
         """
         batch = q.shape[0]
         n = self._n
-        width = 6 if with_axes else 4
-        joint_values = torch.addmm(self._mimic_offset, self._mimic_matrix, q.T)  # [n, B]
+        if self._identity_mimic:
+            joint_values = q.T  # [n, B]
+        else:
+            joint_values = torch.addmm(self._mimic_offset, self._mimic_matrix, q.T)
         features = [torch.cos(joint_values), torch.sin(joint_values)]
         if self._has_prismatic:
             features.append(joint_values)
-        const_last, coeff_last, const_first, coeff_first = self._coefficients[with_axes]
-        axes = []  # joint i's axis and point come out of frame i - 1's extra columns
-        if batch < _BATCH_LAST_FROM:
-            local = torch.baddbmm(const_first, torch.stack(features, -1), coeff_first)
-            local = local.view(n, batch, 4, width)
+        last = batch >= _BATCH_LAST_FROM
+        # Forward kinematics alone folds the tip offset into the last joint.
+        const, coeff = self._coefficients[(not with_axes, last)]
+        axes = []  # [3, 2, B] each: joint i's axis and point, columns 2 and 3 of its frame
+        if last:
+            local = torch.baddbmm(const, coeff, torch.stack(features, 1)).view(n, 3, 4, batch)
+            frame = local[0]
+            for i in range(1, n):
+                if with_axes:
+                    axes.append(frame[:, 2:])
+                frame = _rank1_product(frame, local[i])
+            if with_axes:
+                axes.append(frame[:, 2:])
+                frame = _rank1_product(frame, self._to_tip[:3].unsqueeze(-1))
+            tip_position = frame[:, 3].unsqueeze(-1)
+            tip = None
+            if with_pose:
+                bottom = self._bottom_row.view(1, 4, 1).expand(1, 4, batch)
+                tip = torch.cat([frame, bottom], 0).permute(2, 0, 1).contiguous()
+        else:
+            local = torch.baddbmm(const, torch.stack(features, -1), coeff).view(n, batch, 4, 4)
             frame = local[0, :, :3]
             for i in range(1, n):
                 if with_axes:
-                    axes.append(frame[:, :, 4:].permute(1, 2, 0))  # [3, 2, B]
-                frame = frame[:, :, :4] @ local[i]
-            tip = torch.cat([frame[:, :, :4], self._bottom_row.expand(batch, 1, 4)], 1)
-            tip_position = tip[:, :3, 3].T.unsqueeze(1)
-        else:
-            local = torch.baddbmm(const_last, coeff_last, torch.stack(features, 1))
-            local = local.view(n, 4, width, batch)
-            frame = local[0, :3]
-            for i in range(1, n):
-                if with_axes:
-                    axes.append(frame[:, 4:])
-                frame = _rank1_product(frame, local[i])
-            bottom = self._bottom_row.view(1, 4, 1).expand(1, 4, batch)
-            tip = torch.cat([frame[:, :4], bottom], 0).permute(2, 0, 1).contiguous()
-            tip_position = frame[:, 3:4]
+                    axes.append(frame[:, :, 2:].permute(1, 2, 0))
+                frame = frame @ local[i]
+            if with_axes:
+                axes.append(frame[:, :, 2:].permute(1, 2, 0))
+                frame = frame @ self._to_tip
+            tip = torch.cat([frame, self._bottom_row.expand(batch, 1, 4)], 1)
+            tip_position = frame[:, :, 3].T.unsqueeze(-1)
         if not with_axes:
             return tip, None
-        both = self._first_axis.expand(3, 2, 1, batch)  # joint 0's axis is fixed in the base frame
-        if axes:
-            both = torch.cat([both, torch.stack(axes, 2)], 2)  # [3, 2, n, B]
+        both = torch.stack(axes, -1)  # [3, 2, B, n]
         return tip, (both[:, 0], both[:, 1], tip_position)
 
 
@@ -299,11 +314,16 @@ _BATCH_LAST_FROM = 256
 
 
 def _rank1_product(frame: Tensor, local: Tensor) -> Tensor:
-    """``frame[:, :4] @ local`` for batch-last blocks: ``[3, >=4, B] x [4, W, B] -> [3, W, B]``."""
+    """``frame @ [local; 0 0 0 1]`` for batch-last 3x4 blocks: ``[3, 4, B] x [3, 4, B or 1] -> [3, 4, B]``.
+
+    ``local`` holds the top three rows of a homogeneous transform; its implicit bottom row
+    only carries the frame's translation into column 3.
+    """
     out = frame[:, 0:1] * local[0:1]
     out = torch.addcmul(out, frame[:, 1:2], local[1:2])
     out = torch.addcmul(out, frame[:, 2:3], local[2:3])
-    return torch.addcmul(out, frame[:, 3:4], local[3:4])
+    out[:, 3] += frame[:, 3]
+    return out
 
 
 # ---------------------------------------------------------------------- structure
@@ -456,6 +476,16 @@ def _check_joint(joint: Joint, source: str) -> tuple[float, float, float]:
     return tuple(a / norm for a in joint.axis)
 
 
+def _turn_z_onto(axis: Tensor) -> Tensor:
+    """A 4x4 rotation (float64) taking the z axis onto the unit vector ``axis``."""
+    helper = torch.tensor([1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0], dtype=torch.float64)
+    x = torch.linalg.cross(helper, axis)
+    x = x / x.norm()
+    turn = torch.eye(4, dtype=torch.float64)
+    turn[:3, 0], turn[:3, 1], turn[:3, 2] = x, torch.linalg.cross(axis, x), axis
+    return turn
+
+
 def _limits(joint: Joint, source: str) -> tuple[float, float]:
     if joint.type == "continuous":
         return -math.inf, math.inf
@@ -476,7 +506,6 @@ def _limits(joint: Joint, source: str) -> tuple[float, float]:
 def _precompute(path: list[Joint], tree: _Tree, source: str) -> tuple[dict[str, Tensor], tuple[str, ...], tuple[str, ...]]:
     """Fold fixed joints and build the coefficient tensors (float64, CPU)."""
     f64 = torch.float64
-    eye3 = torch.eye(3, dtype=f64)
     pending = torch.eye(4, dtype=f64)  # fixed transforms since the last movable joint
     movable: list[tuple[Joint, Tensor, Tensor]] = []  # (joint, origin incl. folded fixed, unit axis)
     for joint in path:
@@ -506,38 +535,35 @@ def _precompute(path: list[Joint], tree: _Tree, source: str) -> tuple[dict[str, 
         drive.append((var_index[src.name], multiplier, offset))
 
     n, dof = len(movable), len(variables)
+    # Every joint frame is turned so that its z axis is the joint axis: joint i's local
+    # transform is then P_i M(q_i), with M a turn about z (cos, sin) or a slide along z
+    # (q), and P_i = R_{i-1}^T origin_i R_i (R_i turns z onto the axis). The frame after
+    # joint i has the joint's world axis as column 2 and a point on it as column 3, so
+    # the Jacobian needs nothing beyond the frames themselves.
+    turn = [_turn_z_onto(a) for _, _, a in movable]
     const = torch.zeros(n, 4, 4, dtype=f64)
-    coeff = torch.zeros(n, 3, 4, 4, dtype=f64)  # cos, sin, q
-    axis_point = torch.zeros(n, 4, 2, dtype=f64)
-    revolute = torch.zeros(n, 1, dtype=f64)
-    for i, (joint, origin, a) in enumerate(movable):
-        rot, trans = origin[:3, :3], origin[:3, 3]
-        const[i, 3, 3] = 1.0
-        const[i, :3, 3] = trans
+    coeff = torch.zeros(n, 3, 4, 4, dtype=f64)  # factors of cos q, sin q, q
+    revolute = torch.zeros(n, dtype=f64)
+    previous = torch.eye(4, dtype=f64)
+    for i, (joint, origin, _) in enumerate(movable):
+        fixed = previous.T @ origin @ turn[i]
+        previous = turn[i]
         if joint.type == "prismatic":
-            const[i, :3, :3] = rot
-            coeff[i, 2, :3, 3] = rot @ a  # translation grows along the axis
+            const[i] = fixed
+            coeff[i, 2, :, 3] = fixed[:, 2]  # the origin slides along z
         else:
-            # Rot(a, q) = a a^T + cos q (I - a a^T) + sin q hat(a)
-            outer = torch.outer(a, a)
-            const[i, :3, :3] = rot @ outer
-            coeff[i, 0, :3, :3] = rot @ (eye3 - outer)
-            coeff[i, 1, :3, :3] = rot @ hat(a)
+            # Rz(q) = diag(0, 0, 1, 1) + cos q diag(1, 1, 0, 0) + sin q (e1 e0^T - e0 e1^T)
+            const[i, :, 2:] = fixed[:, 2:]
+            coeff[i, 0, :, :2] = fixed[:, :2]
+            coeff[i, 1, :, 0], coeff[i, 1, :, 1] = fixed[:, 1], -fixed[:, 0]
             revolute[i] = 1.0
-        axis_point[i, :3, 0] = rot @ a
-        axis_point[i, :3, 1] = trans
-        axis_point[i, 3, 1] = 1.0
-    # Fold the fixed transforms after the last movable joint into it (linear in features).
-    const[-1] = const[-1] @ tip_offset
-    coeff[-1] = coeff[-1] @ tip_offset
+    # From the last joint's frame to the tip; forward kinematics folds it into the last joint.
+    to_tip = turn[-1].T @ tip_offset
     k = 3 if any(joint.type == "prismatic" for joint, _, _ in movable) else 2
     coeff = coeff[:, :k]
-    # With axes: local transform i also carries joint i + 1's (axis, 0) and (point, 1),
-    # so frame i times it gives that joint's world axis and point.
-    next_axis = torch.zeros(n, 4, 2, dtype=f64)
-    next_axis[:-1] = axis_point[1:]
-    const_axes = torch.cat([const, const @ next_axis], -1)
-    coeff_axes = torch.cat([coeff, coeff @ next_axis.unsqueeze(1)], -1)
+    const_tip, coeff_tip = const.clone(), coeff.clone()
+    const_tip[-1] = const[-1] @ to_tip
+    coeff_tip[-1] = coeff[-1] @ to_tip
 
     mimic_matrix = torch.zeros(n, dof, dtype=f64)
     mimic_offset = torch.zeros(n, 1, dtype=f64)
@@ -546,18 +572,23 @@ def _precompute(path: list[Joint], tree: _Tree, source: str) -> tuple[dict[str, 
         mimic_offset[i, 0] = offset
     limits = torch.tensor([_limits(v, source) for v in variables], dtype=f64).reshape(dof, 2)
 
-    def batch_last(t: Tensor) -> Tensor:  # [n, k, 4, W] -> [n, 4W, k]
-        return t.reshape(n, -1, t.shape[-2] * t.shape[-1]).transpose(1, 2).contiguous()
+    def batch_last(t: Tensor) -> Tensor:  # [n, k, 4, 4] -> [n, 12, k]: rows 0-2 only
+        return t[:, :, :3].reshape(n, t.shape[1], 12).transpose(1, 2).contiguous()
+
+    def batch_first(t: Tensor) -> Tensor:  # [n, k, 4, 4] -> [n, k, 16]
+        return t.reshape(n, t.shape[1], 16).contiguous()
 
     exact = {
-        "const": batch_last(const.unsqueeze(1)),
-        "coeff": batch_last(coeff),
-        "const_axes": batch_last(const_axes.unsqueeze(1)),
-        "coeff_axes": batch_last(coeff_axes),
-        "first_axis": axis_point[0, :3].contiguous(),
+        # Coefficients of the local transforms: to the tip (forward kinematics) or to the
+        # last joint's frame (Jacobian), for the batch-last and the batch-first paths.
+        "last_tip": batch_last(const_tip.unsqueeze(1)), "last_tip_k": batch_last(coeff_tip),
+        "last_joint": batch_last(const.unsqueeze(1)), "last_joint_k": batch_last(coeff),
+        "first_tip": batch_first(const_tip.unsqueeze(1)), "first_tip_k": batch_first(coeff_tip),
+        "first_joint": batch_first(const.unsqueeze(1)), "first_joint_k": batch_first(coeff),
+        "to_tip": to_tip,
         "mimic_matrix": mimic_matrix,
         "mimic_offset": mimic_offset,
-        "revolute": revolute,
+        "revolute": revolute.reshape(n),
         "lower": limits[:, 0].contiguous(),
         "upper": limits[:, 1].contiguous(),
         "continuous": torch.tensor([v.type == "continuous" for v in variables], dtype=torch.bool),

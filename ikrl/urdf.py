@@ -71,14 +71,43 @@ def _origin(origin: urdf_model.Pose | None) -> torch.Tensor:
     return pose
 
 
+def _kinematic_elements(text: str, source: str) -> ET.Element:
+    """The URDF's ``<robot>`` element with only what kinematics reads: links and joints.
+
+    Visuals, collisions, inertials, materials, transmissions and extensions are dropped
+    before urdf-parser-py sees them: it rejects, for instance, an old-style transmission
+    without ``<type>`` or a texture without a file name, none of which moves the arm.
+    What was dropped goes to the debug log.
+    """
+    try:
+        robot = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise UrdfError(f"not well-formed XML: {exc}", source=source) from exc
+    if robot.tag != "robot":
+        raise UrdfError(f"the root element is <{robot.tag}>; a URDF's is <robot>", source=source)
+    dropped: dict[str, int] = {}
+    for element in list(robot):
+        if element.tag == "joint":
+            continue
+        if element.tag == "link":
+            for child in list(element):
+                dropped[f"link/{child.tag}"] = dropped.get(f"link/{child.tag}", 0) + 1
+                element.remove(child)
+            continue
+        dropped[str(element.tag)] = dropped.get(str(element.tag), 0) + 1
+        robot.remove(element)
+    if dropped:
+        log.debug("%s: not used by kinematics, ignored: %s", source, ", ".join(f"{n} <{t}>" for t, n in dropped.items()))
+    return robot
+
+
 def read_urdf_joints(urdf: str | bytes | os.PathLike[str]) -> tuple[str, list[Joint], list[str], str]:
     """Parse a URDF into ``(robot name, joints, link names, source)`` without building a chain."""
     text, source = _read_text(urdf)
+    element = _kinematic_elements(text, source)
     try:
         with _parser_messages_to_debug_log(source):
-            robot = urdf_model.URDF.from_xml_string(text)
-    except ET.ParseError as exc:
-        raise UrdfError(f"not well-formed XML: {exc}", source=source) from exc
+            robot = urdf_model.URDF.from_xml_string(ET.tostring(element, encoding="unicode"))
     except Exception as exc:  # urdf-parser-py raises many types; name the file and its message
         raise UrdfError(f"not a valid URDF: {type(exc).__name__}: {exc}", source=source) from exc
     joints = []
@@ -104,7 +133,7 @@ def read_urdf_joints(urdf: str | bytes | os.PathLike[str]) -> tuple[str, list[Jo
                 mimic=mimic,
             )
         )
-    return robot.name or "robot", joints, [link.name for link in robot.links], source
+    return robot.name, joints, [link.name for link in robot.links], source
 
 
 def load_chain(

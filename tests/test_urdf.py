@@ -82,22 +82,42 @@ def test_axes_need_not_be_unit_length():
 
 
 def test_unknown_tags_are_quiet_and_logged_at_debug(capsys, caplog):
-    # A transmission with a tag urdf-parser-py does not know (as in TIAGo's URDF) and an
-    # unknown top-level element: each makes urdf-parser-py print a line by default.
+    # A transmission with a tag urdf-parser-py does not know (as in TIAGo's URDF), an
+    # unknown top-level element, link visuals, and an unknown tag inside a joint.
     extra = (
         '<transmission name="t"><type>transmission_interface/SimpleTransmission</type>'
-        '<joint name="a"><hardwareInterface>PositionJointInterface</hardwareInterface>'
-        "<saturationLower>-1</saturationLower></joint>"
-        '<actuator name="m"><mechanicalReduction>1</mechanicalReduction></actuator></transmission>'
+        '<joint name="a"><saturationLower>-1</saturationLower></joint></transmission>'
         '<ros2_control name="hw" type="system"/>'
     )
+    xml = urdf(*ARM, extra=extra).replace(
+        '<link name="l1"/>', '<link name="l1"><visual><geometry><box size="1 1 1"/></geometry></visual></link>'
+    )
+    xml = xml.replace('<joint name="b" type="revolute">', '<joint name="b" type="revolute"><vendor_gain>3</vendor_gain>')
     with caplog.at_level(logging.DEBUG, logger="ikrl.urdf"):
-        ikrl.load_chain(urdf(*ARM, extra=extra))
+        chain = ikrl.load_chain(xml)
+    assert chain.dof == 3
     captured = capsys.readouterr()
     assert captured.err == "" and captured.out == ""
     messages = [r.getMessage() for r in caplog.records]
-    assert any('Unknown tag "saturationLower"' in m for m in messages), messages
-    assert any('Unknown tag "ros2_control"' in m for m in messages), messages
+    assert any("ignored: 1 <link/visual>, 1 <transmission>, 1 <ros2_control>" in m for m in messages), messages
+    assert any('Unknown tag "vendor_gain"' in m for m in messages), messages
+
+
+def test_parts_kinematics_does_not_read_cannot_break_loading():
+    # urdf-parser-py alone rejects both: a transmission without <type> (as in PR2's URDF)
+    # and a texture without a file name (as in iCub's).
+    extra = '<transmission name="t"><joint name="a"/><actuator name="m"/></transmission>'
+    xml = urdf(*ARM, extra=extra).replace(
+        '<link name="l2"/>',
+        '<link name="l2"><visual><geometry><box size="1 1 1"/></geometry>'
+        '<material name="m"><texture/></material></visual></link>',
+    )
+    assert ikrl.load_chain(xml).dof == 3
+
+
+def test_the_root_element_must_be_robot():
+    with pytest.raises(UrdfError, match=r"<string>: the root element is <sdf>; a URDF's is <robot>"):
+        ikrl.load_chain('<sdf version="1.6"><model name="m"/></sdf>')
 
 
 def test_malformed_xml_names_the_source(tmp_path):
