@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import ChainError, JointInputError, UnknownLinkError, UnsupportedJointError
+from ikrl.se3 import wrap_angle
 
 __all__ = ["Chain", "Joint", "Mimic", "SUPPORTED_JOINT_TYPES"]
 
@@ -172,6 +173,22 @@ class Chain:
             f"Chain(name={self.name!r}, base={self.base!r}, tip={self.tip!r}, dof={self.dof}, "
             f"dtype={dtype}, device={self.device})"
         )
+
+    # ------------------------------------------------------------------ limits
+
+    def bounds(self) -> tuple[Tensor, Tensor]:
+        """``(low, high)``, ``[dof]`` each: where joint values live. The limits, and
+        ``[-pi, pi]`` for continuous joints (which :meth:`into_limits` wraps into ``[-pi, pi)``)."""
+        low = torch.where(self.continuous, torch.full_like(self.lower, -math.pi), self.lower)
+        high = torch.where(self.continuous, torch.full_like(self.upper, math.pi), self.upper)
+        return low, high
+
+    def into_limits(self, q: Tensor) -> Tensor:
+        """``q[..., dof]`` moved inside the limits: bounded joints clamped, continuous joints
+        wrapped into ``[-pi, pi)``. Differentiable (gradient 1 inside the limits)."""
+        self._flatten(q)  # checks width, dtype and device
+        clamped = torch.clamp(q, min=self.lower, max=self.upper)  # continuous limits are +-inf
+        return torch.where(self.continuous, wrap_angle(q), clamped)
 
     # ------------------------------------------------------------------ kinematics
 

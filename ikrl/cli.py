@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -21,7 +22,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
+console = Console(soft_wrap=True)  # an error stays on one line, however narrow the terminal
 
 
 @app.callback()
@@ -98,3 +99,79 @@ def demo(
     labels = ["zero"] + [f"random {i}" for i in range(1, len(shown))]
     path = draw_arm(chain, shown, out, labels=labels, title=f"{info.title}: zero and random configurations")
     console.print(f"picture: {path}")
+
+
+@app.command("list")
+def list_components(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")] = False,
+) -> None:
+    """List the installed robots, rewards, samplers and transforms, and who provides each."""
+    from ikrl.registry import default_registry
+
+    try:
+        components = default_registry().components()
+    except IkrlError as error:
+        raise _fail(error) from None
+    rows = [
+        {
+            "kind": c.kind,
+            "name": c.name,
+            "parameters": {n: (None if p.default is p.empty else p.default) for n, p in c.parameters().items()},
+            "plugin": c.plugin,
+            "distribution": c.distribution,
+        }
+        for c in components
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(title="ikrl components")
+    for column in ("kind", "name", "parameters", "distribution"):
+        table.add_column(column)
+    for row in rows:
+        params = ", ".join(k if v is None else f"{k}={v!r}" for k, v in row["parameters"].items())
+        table.add_row(row["kind"], row["name"], params, row["distribution"])
+    console.print(table)
+
+
+@app.command()
+def check(
+    spec: Annotated[str, typer.Argument(help='A spec string, e.g. "dobot_cr5+weighted_pose+sincos".')],
+    batch_size: Annotated[int, typer.Option(min=1, help="Arms in the environment.")] = 8,
+    steps: Annotated[int, typer.Option(min=1, help="Steps of the random rollout.")] = 20,
+    seed: Annotated[int, typer.Option(help="Seed of the environment.")] = 0,
+    float64: Annotated[bool, typer.Option("--float64", help="Check in float64 instead of float32.")] = False,
+) -> None:
+    """Build SPEC, run TorchRL's spec check and a short random rollout, print the specs."""
+    import logging
+
+    from torchrl.envs.utils import check_env_specs
+
+    from ikrl.registry import make_env
+
+    logging.getLogger("torchrl").setLevel(logging.WARNING)  # its "succeeded" line would repeat ours
+    try:
+        env = make_env(spec, batch_size=batch_size, seed=seed, dtype=torch.float64 if float64 else torch.float32)
+        check_env_specs(env, seed=seed)
+        rollout = env.rollout(steps, break_when_any_done=False)
+    except Exception as error:  # a checker: every failure, ours or a plugin's, is one line
+        message = " ".join(str(error).split())
+        kind = "" if isinstance(error, IkrlError) else f"{type(error).__name__}: "
+        raise _fail(f"{kind}{message}") from None
+    console.print(f"[bold green]ok[/] {env.resolved_spec}")
+    table = Table(show_header=True)
+    for column in ("entry", "shape", "dtype", "spec"):
+        table.add_column(column)
+    specs = {("action",): env.action_spec, ("reward",): env.reward_spec}
+    specs.update({(k,): v for k, v in env.observation_spec.items()})
+    specs.update({(k,): v for k, v in env.done_spec.items()})
+    for (key,), value in specs.items():
+        table.add_row(key, str(tuple(value.shape)), str(value.dtype).removeprefix("torch."), type(value).__name__)
+    console.print(table)
+    reward = rollout["next", "reward"]
+    final = rollout[..., -1]["next"]
+    console.print(
+        f"random rollout of {steps} steps: mean reward {reward.mean():.4g}, "
+        f"final position error median {final['position_error'].median():.3g} m, "
+        f"rotation error median {final['rotation_error'].median():.3g} rad"
+    )

@@ -11,10 +11,15 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "BadParameterError",
     "ChainError",
+    "DuplicateNameError",
     "IkrlError",
     "JointInputError",
+    "PluginError",
     "ShapeError",
+    "SpecError",
+    "SpecSyntaxError",
     "UnknownLinkError",
     "UnknownNameError",
     "UnsupportedJointError",
@@ -93,6 +98,26 @@ class UnsupportedJointError(ChainError):
 
 class JointInputError(IkrlError, ValueError):
     """Joint values ``q`` given to a chain have the wrong width, dtype or device."""
+
+
+class PluginError(IkrlError):
+    """A plugin could not be loaded or registered; the message names its distribution."""
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins provide the same name; the message names both distributions."""
+
+
+class SpecError(IkrlError, ValueError):
+    """A spec string (``robot+part+part...``) is not valid."""
+
+
+class SpecSyntaxError(SpecError):
+    """A spec string does not follow the grammar; the message points at the position."""
+
+
+class BadParameterError(SpecError):
+    """A component got a parameter it does not accept, or a value it rejects."""
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

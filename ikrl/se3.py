@@ -21,6 +21,8 @@ through a quaternion, which stays well conditioned up to pi).
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -40,6 +42,7 @@ __all__ = [
     "so3_exp",
     "so3_log",
     "vee",
+    "wrap_angle",
 ]
 
 
@@ -304,3 +307,10 @@ def rpy_to_matrix(rpy: Tensor) -> Tensor:
         ],
         -2,
     )
+
+
+def wrap_angle(x: Tensor) -> Tensor:
+    """Angles wrapped into ``[-pi, pi)``; the gradient is 1 (the wrap is a shift)."""
+    y = torch.remainder(x + math.pi, 2 * math.pi) - math.pi
+    # remainder can round up to exactly 2 pi (and float32 rounds pi upwards): keep pi out.
+    return torch.where(y >= math.pi, y - 2 * math.pi, y)

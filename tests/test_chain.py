@@ -194,3 +194,18 @@ def test_no_tensor_is_tied_to_the_cpu(cr5, batch):
     assert pose.device.type == jac.device.type == "meta"
     assert chain.skeleton(q).shape == (batch, 8, 3)
     assert chain.lower.device.type == "meta" and chain.continuous.device.type == "meta"
+
+
+def test_bounds_and_into_limits():
+    chain = planar_arm(second="continuous")
+    low, high = chain.bounds()
+    torch.testing.assert_close(low, torch.tensor([-3.0, -math.pi], dtype=torch.float64))
+    torch.testing.assert_close(high, torch.tensor([3.0, math.pi], dtype=torch.float64))
+    q = torch.tensor([[4.0, 4.0], [-3.5, -4.0], [1.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    inside = chain.into_limits(q)
+    expected = torch.tensor([[3.0, 4.0 - 2 * math.pi], [-3.0, 2 * math.pi - 4.0], [1.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(inside, expected)
+    inside.sum().backward()  # clamped entries pass no gradient, wrapped and inner ones pass 1
+    torch.testing.assert_close(q.grad, torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64))
+    with pytest.raises(JointInputError, match=r"shape \(\.\.\., 2\)"):
+        chain.into_limits(torch.zeros(3, dtype=torch.float64))

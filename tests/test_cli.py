@@ -31,3 +31,43 @@ def test_demo_with_an_unknown_robot_is_a_one_line_error(tmp_path):
 def test_help_lists_the_commands():
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0 and "demo" in result.output
+
+
+def test_list_shows_every_component_with_its_distribution():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0, result.output
+    for name in ("dobot_cr5", "weighted_pose", "near_target", "sincos"):
+        assert name in result.output
+    assert "ikrl" in result.output
+
+
+def test_list_json_is_machine_readable():
+    import json
+
+    result = runner.invoke(app, ["list", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["near_target"] == {
+        "kind": "sampler", "name": "near_target", "parameters": {"noise": 0.3},
+        "plugin": "ikrl:samplers", "distribution": "ikrl",
+    }  # fmt: skip
+    assert by_name["fixed"]["parameters"]["file"] is None  # required
+    assert {row["kind"] for row in rows} == {"robot", "reward", "sampler", "transform"}
+
+
+def test_check_builds_checks_and_rolls_out():
+    result = runner.invoke(app, ["check", "panda+geodesic+near_target(noise=0.1)+sincos", "--steps", "5"])
+    assert result.exit_code == 0, result.output
+    assert "ok panda+geodesic+near_target(noise=0.1)+target+sincos" in result.output
+    assert "observation" in result.output and "(8, 23)" in result.output  # 9 target + 14 sincos
+    assert "random rollout of 5 steps" in result.output
+
+
+def test_check_fails_with_one_line():
+    result = runner.invoke(app, ["check", "dobot_cr5+near_target(nosie=1)"])
+    assert result.exit_code == 1
+    assert result.output.strip() == "error: sampler 'near_target' has no parameter 'nosie'; it accepts: noise=0.3"
+    result = runner.invoke(app, ["check", "dobot_cr5+"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "expected a name" in result.output

@@ -247,3 +247,15 @@ def test_no_tensor_is_tied_to_the_cpu():
     assert pose.device.type == "meta"
     for out in [se3.se3_log(pose), se3.error_twist(pose, pose), se3.adjoint(pose), se3.se3_inverse(pose), *se3.pose_errors(pose, pose)]:
         assert out.device.type == "meta"
+
+
+def test_wrap_angle_by_hand():
+    tau = 2 * math.pi
+    x = torch.tensor([0.0, 3.0, 4.0, -4.0, 7.0, math.pi, -math.pi, tau], dtype=torch.float64)
+    expected = torch.tensor([0.0, 3.0, 4.0 - tau, tau - 4.0, 7.0 - tau, -math.pi, -math.pi, 0.0], dtype=torch.float64)
+    torch.testing.assert_close(se3.wrap_angle(x), expected)
+    y = se3.wrap_angle(torch.tensor([math.pi - 1e-9, math.pi, 3 * math.pi], dtype=torch.float32))
+    assert (y < math.pi).all() and (y >= -math.pi).all()
+    # Just below -pi, the remainder rounds up to 2 pi: the result must still be below pi.
+    below = torch.nextafter(torch.tensor(-math.pi, dtype=torch.float64), torch.tensor(-4.0, dtype=torch.float64))
+    assert -math.pi <= float(se3.wrap_angle(below)) < math.pi

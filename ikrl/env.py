@@ -1,0 +1,235 @@
+"""The inverse-kinematics environment: a batched, differentiable TorchRL ``EnvBase``.
+
+Each of the ``N`` arms (``batch_size=[N]``) holds joint values ``q`` and a reachable target
+pose (forward kinematics of sampled joint values). An action is a joint-value delta,
+clamped to ``±max_delta`` per joint; the new joint values stay inside the limits
+(continuous joints wrap into ``[-pi, pi)``). The error between tip and target drives the
+reward; an arm *terminates* when its position and rotation errors are both under the
+tolerances, and is *truncated* after ``max_steps`` steps.
+
+The environment is stateless in TorchRL's sense: ``_step`` reads ``q``, ``target`` and the
+previous error from the input tensordict, so a rollout keeps the autograd graph and a
+policy can be trained by back-propagating through it. Entries:
+
+========================  ==========  ==================================================
+key                       shape       meaning
+========================  ==========  ==================================================
+``observation``           [N, D]      the policy's input: the transforms' features, concatenated
+``q``                     [N, dof]    joint values
+``target``                [N, 4, 4]   target pose in the base frame
+``error``                 [N, 6]      ``log(tip^-1 target)``, in the tip frame (:mod:`ikrl.se3`)
+``position_error``        [N, 1]      metres
+``rotation_error``        [N, 1]      radians
+``step_count``            [N, 1]      steps since the arm's last reset (int64)
+``action``                [N, dof]    joint-value deltas
+``reward``                [N, 1]
+``done``/``terminated``/  [N, 1]      bool
+``truncated``
+========================  ==========  ==================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+from torchrl.data import Bounded, Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+from ikrl.chain import Chain
+from ikrl.components import ObservationTransform, PoseError, RewardShape, Sampler, State
+from ikrl.errors import BadParameterError
+from ikrl.se3 import error_twist, pose_errors
+from ikrl.spec import EnvSpec
+
+__all__ = ["IKEnv"]
+
+STATE_KEYS = ("q", "target", "error", "position_error", "rotation_error", "step_count")
+
+
+class IKEnv(EnvBase):
+    """Batched inverse kinematics for one chain; build it with :func:`ikrl.make_env`.
+
+    Args:
+        chain: the arm (converted to ``dtype`` and ``device``).
+        reward, sampler: a :class:`~ikrl.components.RewardShape` and a :class:`~ikrl.components.Sampler`.
+        transforms: ``(name, transform)`` pairs; their features make up ``observation``.
+        batch_size: number of arms ``N``.
+        max_steps: steps before an arm is truncated.
+        max_delta: largest joint change per step (radians or metres), one number or one per joint.
+        position_tolerance, rotation_tolerance: success thresholds (metres, radians).
+        seed: seeds the environment's own ``torch.Generator`` (random if None).
+        spec: the explicit spec the environment was assembled from (kept as ``resolved_spec``).
+    """
+
+    batch_locked = True
+
+    def __init__(
+        self,
+        chain: Chain,
+        reward: RewardShape,
+        sampler: Sampler,
+        transforms: Sequence[tuple[str, ObservationTransform]],
+        *,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_steps: int = 100,
+        max_delta: float | Sequence[float] = 0.1,
+        position_tolerance: float = 0.005,
+        rotation_tolerance: float = math.radians(2.0),
+        seed: int | None = None,
+        spec: EnvSpec | None = None,
+    ) -> None:
+        _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance)
+        device = torch.device(device)
+        super().__init__(device=device, batch_size=torch.Size([batch_size]))
+        self.chain = chain.to(device=device, dtype=dtype)
+        self.dtype = dtype
+        self.reward_shape = reward
+        self.sampler = sampler
+        self.transforms = tuple(transforms)
+        self.max_steps = max_steps
+        self.position_tolerance = position_tolerance
+        self.rotation_tolerance = rotation_tolerance
+        self.resolved_spec = spec
+        self.max_delta = _per_joint(max_delta, self.chain, dtype, device)
+        self._make_specs()
+        self._try_sampler()
+        self.set_seed(seed if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
+
+    # ------------------------------------------------------------------ specs
+
+    def _make_specs(self) -> None:
+        n, dof = self.batch_size[0], self.chain.dof
+        common = {"device": self.device, "dtype": self.dtype}
+        size = sum(t.size(self.chain) for _, t in self.transforms)
+        low, high = self.chain.bounds()
+        state = {
+            "q": Bounded(low=low.expand(n, dof), high=high.expand(n, dof), shape=(n, dof), **common),
+            "target": Unbounded(shape=(n, 4, 4), **common),
+            "error": Unbounded(shape=(n, 6), **common),
+            "position_error": Unbounded(shape=(n, 1), **common),
+            "rotation_error": Unbounded(shape=(n, 1), **common),
+            "step_count": Bounded(low=0, high=self.max_steps, shape=(n, 1), device=self.device, dtype=torch.int64),
+        }
+        self.observation_spec = Composite(
+            observation=Unbounded(shape=(n, size), **common), **state, shape=(n,), device=self.device
+        )
+        self.state_spec = Composite({k: v.clone() for k, v in state.items()}, shape=(n,), device=self.device)
+        self.action_spec = Bounded(
+            low=-self.max_delta.expand(n, dof), high=self.max_delta.expand(n, dof), shape=(n, dof), **common
+        )
+        self.reward_spec = Unbounded(shape=(n, 1), **common)
+        flag = {"n": 2, "shape": (n, 1), "dtype": torch.bool, "device": self.device}
+        self.done_spec = Composite(
+            done=Categorical(**flag), terminated=Categorical(**flag), truncated=Categorical(**flag),
+            shape=(n,), device=self.device,
+        )  # fmt: skip
+
+    def _try_sampler(self) -> None:
+        """Draw once from the sampler with a throwaway generator, so that a sampler which
+        cannot serve this chain (a targets file of the wrong width, say) fails here, at
+        construction, rather than at the first reset."""
+        start, target = self.sampler(self.chain, 1, torch.Generator(device=self.device).manual_seed(0))
+        for name, value in (("start", start), ("target", target)):
+            if tuple(value.shape) != (1, self.chain.dof):
+                raise BadParameterError(
+                    f"the sampler returned {name} joint values of shape {tuple(value.shape)}; "
+                    f"expected (n, {self.chain.dof}) for {self.chain.name!r}"
+                )
+
+    # ------------------------------------------------------------------ dynamics
+
+    def _set_seed(self, seed: int | None) -> None:
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(int(seed) if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        n = self.batch_size[0]
+        start, target_q = self.sampler(self.chain, n, self.rng)
+        q = start.to(device=self.device, dtype=self.dtype)
+        target = self.chain.forward_kinematics(target_q.to(device=self.device, dtype=self.dtype))
+        step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
+        mask = None if tensordict is None else tensordict.get("_reset", None)
+        if mask is not None and not bool(mask.all()) and all(k in tensordict.keys() for k in ("q", "target")):
+            # A partial reset: arms outside the mask keep their joints, target and count.
+            keep = ~mask.reshape(n, 1)
+            q = torch.where(keep, tensordict["q"], q)
+            target = torch.where(keep.unsqueeze(-1), tensordict["target"], target)
+            if "step_count" in tensordict.keys():
+                step_count = torch.where(keep, tensordict["step_count"], step_count)
+        out = self._observe(q, target)
+        out["step_count"] = step_count
+        false = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
+        out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
+        return out
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = tensordict["action"]
+        delta = torch.clamp(action, -self.max_delta, self.max_delta)
+        # Bounded joints stop at their limits; continuous joints wrap into [-pi, pi).
+        q = self.chain.into_limits(tensordict["q"] + delta)
+        before = PoseError(
+            tensordict["error"], tensordict["position_error"].squeeze(-1), tensordict["rotation_error"].squeeze(-1)
+        )
+        out = self._observe(q, tensordict["target"])
+        after = PoseError(out["error"], out["position_error"].squeeze(-1), out["rotation_error"].squeeze(-1))
+        success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
+        out["reward"] = self.reward_shape(before, after, success).reshape(-1, 1).to(self.dtype)
+        step_count = tensordict["step_count"] + 1
+        out["step_count"] = step_count
+        terminated = success.reshape(-1, 1)
+        truncated = step_count >= self.max_steps
+        out.update({"terminated": terminated, "truncated": truncated, "done": terminated | truncated})
+        return out
+
+    def _observe(self, q: Tensor, target: Tensor) -> TensorDict:
+        tip = self.chain.forward_kinematics(q)
+        twist = error_twist(tip, target)
+        position, rotation = pose_errors(tip, target)
+        state = State(self.chain, q, target, tip, PoseError(twist, position, rotation))
+        features = [transform(state) for _, transform in self.transforms]
+        return TensorDict(
+            {
+                "q": q,
+                "target": target,
+                "error": twist,
+                "position_error": position.unsqueeze(-1),
+                "rotation_error": rotation.unsqueeze(-1),
+                "observation": torch.cat(features, -1),
+            },
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+
+    def __repr__(self) -> str:
+        spec = f"{str(self.resolved_spec)!r}, " if self.resolved_spec is not None else ""
+        dtype = str(self.dtype).removeprefix("torch.")
+        return f"IKEnv({spec}batch_size={self.batch_size[0]}, dtype={dtype}, device={self.device})"
+
+
+def _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise BadParameterError(f"batch_size must be a positive int (the number of arms); got {batch_size!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise BadParameterError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise BadParameterError(f"max_steps must be a positive int; got {max_steps!r}")
+    for name, value in (("position_tolerance", position_tolerance), ("rotation_tolerance", rotation_tolerance)):
+        if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            raise BadParameterError(f"{name} must be a positive number; got {value!r}")
+
+
+def _per_joint(value: float | Sequence[float], chain: Chain, dtype: torch.dtype, device: torch.device) -> Tensor:
+    values = torch.as_tensor(value, dtype=dtype, device=device).flatten()
+    if values.numel() == 1:
+        values = values.expand(chain.dof).clone()
+    if values.numel() != chain.dof or not bool((values > 0).all()) or not bool(torch.isfinite(values).all()):
+        raise BadParameterError(
+            f"max_delta must be one positive number or {chain.dof} (one per joint of {chain.name!r}); got {value!r}"
+        )
+    return values

@@ -1,0 +1,309 @@
+"""The registry: every component the plugins provide, and the assembly of a spec from it.
+
+:class:`Registry` collects what the hooks return, refuses duplicate names, and answers
+lookups with "did you mean" errors. :func:`assemble` turns an :class:`~ikrl.spec.EnvSpec`
+into built components: it fills in the default reward and sampler, checks every
+parameter against the factory's signature before calling anything, and applies the
+observation rule (the ``raw`` joints or the ``target`` block are added when no named
+transform shows them). The assembled spec is explicit: it builds the same environment.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+
+from ikrl.chain import Chain
+from ikrl.components import JOINTS, TARGET, ObservationTransform, RewardShape, Sampler
+from ikrl.errors import BadParameterError, DuplicateNameError, IkrlError, PluginError, SpecError, UnknownNameError
+from ikrl.plugins import LoadedPlugins, load_plugins
+from ikrl.spec import EnvSpec, Part, Value
+
+if TYPE_CHECKING:
+    from ikrl.env import IKEnv
+
+__all__ = [
+    "DEFAULT_REWARD",
+    "DEFAULT_SAMPLER",
+    "KINDS",
+    "Assembly",
+    "Component",
+    "Registry",
+    "assemble",
+    "default_registry",
+    "make_env",
+    "reset_default_registry",
+]
+
+#: Kinds of component, with the hook that provides each.
+KINDS = {"robot": "ikrl_robots", "reward": "ikrl_rewards", "sampler": "ikrl_samplers", "transform": "ikrl_transforms"}
+DEFAULT_REWARD = "weighted_pose"
+DEFAULT_SAMPLER = "uniform"
+#: Added to the observation when no transform of a spec shows the joints / the target.
+DEFAULT_JOINT_FEATURES = "raw"
+DEFAULT_TARGET_FEATURES = "target"
+
+
+@dataclass(frozen=True)
+class Component:
+    """A named factory, with the plugin and distribution that provide it."""
+
+    kind: str
+    name: str
+    factory: Callable[..., object]
+    plugin: str
+    distribution: str
+
+    def parameters(self) -> dict[str, inspect.Parameter]:
+        """The keyword parameters the factory accepts (empty if it takes ``**kwargs``)."""
+        try:
+            signature = inspect.signature(self.factory)
+        except (TypeError, ValueError):
+            return {}
+        return {
+            name: p
+            for name, p in signature.parameters.items()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    def _accepts_any_keyword(self) -> bool:
+        try:
+            signature = inspect.signature(self.factory)
+        except (TypeError, ValueError):
+            return True
+        return any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+
+    def check_parameters(self, params: Mapping[str, Value]) -> None:
+        """Refuse unknown or missing parameters before anything is built."""
+        accepted = self.parameters()
+        described = ", ".join(_describe(p) for p in accepted.values()) or "none"
+        if not self._accepts_any_keyword():
+            for key in params:
+                if key not in accepted:
+                    raise BadParameterError(
+                        f"{self.kind} {self.name!r} has no parameter {key!r}; it accepts: {described}"
+                    )
+        missing = [n for n, p in accepted.items() if p.default is p.empty and n not in params]
+        if missing:
+            raise BadParameterError(
+                f"{self.kind} {self.name!r} needs {', '.join(repr(m) for m in missing)}; it accepts: {described}"
+            )
+
+    def build(self, params: Mapping[str, Value]) -> object:
+        """Call the factory with ``params``; errors name the component and its provider."""
+        self.check_parameters(params)
+        try:
+            return self.factory(**params)
+        except IkrlError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise BadParameterError(f"{self.kind} {self.name!r} rejected {dict(params)}: {exc}") from exc
+        except Exception as exc:
+            raise PluginError(
+                f"{self.kind} {self.name!r} from {self.distribution!r} failed to build: {type(exc).__name__}: {exc}"
+            ) from exc
+
+
+def _describe(p: inspect.Parameter) -> str:
+    return p.name if p.default is p.empty else f"{p.name}={p.default!r}"
+
+
+class Registry:
+    """Components by kind and name. Robots have their own namespace; rewards, samplers
+    and transforms share one (a spec names them in any order)."""
+
+    def __init__(self, components: Iterable[Component]) -> None:
+        self._robots: dict[str, Component] = {}
+        self._parts: dict[str, Component] = {}
+        for component in components:
+            table = self._robots if component.kind == "robot" else self._parts
+            other = table.get(component.name)
+            if other is not None:
+                raise DuplicateNameError(
+                    f"{component.kind} {component.name!r} is provided twice: by {other.plugin!r} "
+                    f"(distribution {other.distribution!r}, as a {other.kind}) and by {component.plugin!r} "
+                    f"(distribution {component.distribution!r}); uninstall one or rename it"
+                )
+            table[component.name] = component
+
+    @classmethod
+    def from_plugins(cls, plugins: LoadedPlugins) -> Registry:
+        """Call every hook implementation once and collect what it returns."""
+        components = []
+        for kind, hook_name in KINDS.items():
+            for impl in getattr(plugins.manager.hook, hook_name).get_hookimpls():
+                distribution = plugins.distributions.get(impl.plugin_name, "<unknown distribution>")
+                where = f"{hook_name}() of plugin {impl.plugin_name!r} (distribution {distribution!r})"
+                try:
+                    provided = impl.function()
+                except Exception as exc:
+                    raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+                if not isinstance(provided, Mapping) or not all(
+                    isinstance(k, str) and callable(v) for k, v in provided.items()
+                ):
+                    raise PluginError(f"{where} must return a dict of names to factories; got {provided!r}")
+                for name, factory in provided.items():
+                    components.append(Component(kind, name, factory, impl.plugin_name, distribution))
+        return cls(components)
+
+    def components(self, kind: str | None = None) -> list[Component]:
+        """All components (of one kind), sorted by kind then name."""
+        every = [*self._robots.values(), *self._parts.values()]
+        chosen = [c for c in every if kind is None or c.kind == kind]
+        return sorted(chosen, key=lambda c: (list(KINDS).index(c.kind), c.name))
+
+    def names(self, kind: str) -> list[str]:
+        return [c.name for c in self.components(kind)]
+
+    def robot(self, name: str) -> Component:
+        if name not in self._robots:
+            if name in self._parts:
+                raise SpecError(f"a spec starts with a robot, but {name!r} is a {self._parts[name].kind}")
+            raise UnknownNameError("robot", name, self._robots)
+        return self._robots[name]
+
+    def part(self, name: str) -> Component:
+        """A reward, sampler or transform by name."""
+        if name not in self._parts:
+            if name in self._robots:
+                raise SpecError(f"{name!r} is a robot; a spec names one robot, first")
+            raise UnknownNameError("reward, sampler or transform", name, self._parts)
+        return self._parts[name]
+
+
+_default: Registry | None = None
+
+
+def default_registry() -> Registry:
+    """The registry of the installed plugins, built on first use and cached per process."""
+    global _default
+    if _default is None:
+        _default = Registry.from_plugins(load_plugins())
+    return _default
+
+
+def reset_default_registry() -> None:
+    """Forget the cached registry (tests; after installing a plugin at run time)."""
+    global _default
+    _default = None
+
+
+@dataclass(frozen=True)
+class Assembly:
+    """A spec's built components. ``spec`` is explicit: defaults and added blocks included."""
+
+    spec: EnvSpec
+    chain: Chain
+    reward: RewardShape
+    sampler: Sampler
+    transforms: tuple[tuple[str, ObservationTransform], ...]
+
+
+def assemble(
+    spec: EnvSpec | str, registry: Registry | None = None, overrides: Mapping[str, Mapping[str, Value]] | None = None
+) -> Assembly:
+    """Validate every name and parameter of ``spec``, then build its components.
+
+    ``overrides`` maps a component name of the spec to parameters that replace or add to
+    those written in the string.
+    """
+    registry = registry or default_registry()
+    spec = EnvSpec.parse(spec) if isinstance(spec, str) else spec
+    overrides = dict(overrides or {})
+    parts = [spec.robot, *spec.parts]
+    unknown_overrides = set(overrides) - {p.name for p in parts}
+    if unknown_overrides:
+        raise BadParameterError(
+            f"overrides for {', '.join(sorted(unknown_overrides))}, which the spec {str(spec)!r} does not name"
+        )
+    parts = [Part.of(p.name, {**p.kwargs, **overrides.get(p.name, {})}) for p in parts]
+
+    robot_part, *rest = parts
+    robot = registry.robot(robot_part.name)
+    by_kind: dict[str, list[tuple[Part, Component]]] = {"reward": [], "sampler": [], "transform": []}
+    for part in rest:
+        component = registry.part(part.name)
+        by_kind[component.kind].append((part, component))
+    for kind, default in (("reward", DEFAULT_REWARD), ("sampler", DEFAULT_SAMPLER)):
+        if len(by_kind[kind]) > 1:
+            names = " and ".join(p.name for p, _ in by_kind[kind])
+            raise SpecError(f"a spec names at most one {kind}; {str(spec)!r} names {names}")
+        if not by_kind[kind]:
+            by_kind[kind].append((Part(default), registry.part(default)))
+    # Check every parameter before building anything.
+    for part, component in [(robot_part, robot), *(x for k in by_kind.values() for x in k)]:
+        component.check_parameters(part.kwargs)
+
+    chain = robot.build(robot_part.kwargs)
+    if not isinstance(chain, Chain):
+        raise PluginError(f"robot {robot.name!r} from {robot.distribution!r} returned {type(chain).__name__}, not an ikrl.Chain")
+    (reward_part, reward_c), = by_kind["reward"]
+    (sampler_part, sampler_c), = by_kind["sampler"]
+    reward = _built(reward_c, reward_part, RewardShape)
+    sampler = _built(sampler_c, sampler_part, Sampler)
+    transforms = [(part, _built(c, part, ObservationTransform)) for part, c in by_kind["transform"]]
+
+    shown = set().union(*(t.shows for _, t in transforms)) if transforms else set()
+    added = []
+    for aspect, name in ((JOINTS, DEFAULT_JOINT_FEATURES), (TARGET, DEFAULT_TARGET_FEATURES)):
+        if aspect not in shown:
+            part = Part(name)
+            added.append((part, _built(registry.part(name), part, ObservationTransform)))
+    transforms = added + transforms
+
+    explicit = EnvSpec(robot_part, (reward_part, sampler_part, *(p for p, _ in transforms)))
+    return Assembly(explicit, chain, reward, sampler, tuple((str(p), t) for p, t in transforms))
+
+
+def _built(component: Component, part: Part, protocol: type) -> object:
+    built = component.build(part.kwargs)
+    if not isinstance(built, protocol):
+        raise PluginError(
+            f"{component.kind} {component.name!r} from {component.distribution!r} built a "
+            f"{type(built).__name__}, which is not a {protocol.__name__} (see ikrl.components)"
+        )
+    return built
+
+
+#: Keyword arguments of :func:`make_env` that set environment options, not component parameters.
+ENV_OPTIONS = ("max_delta", "position_tolerance", "rotation_tolerance")
+
+
+def make_env(
+    spec: EnvSpec | str,
+    *,
+    batch_size: int = 64,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
+    seed: int | None = None,
+    max_steps: int = 100,
+    registry: Registry | None = None,
+    **overrides: object,
+) -> IKEnv:
+    """The environment a spec string describes, e.g. ``make_env("dobot_cr5+weighted_pose+sincos")``.
+
+    Keyword ``overrides`` are environment options (``max_delta``, ``position_tolerance``,
+    ``rotation_tolerance``) or, keyed by a component name of the spec, a dict of that
+    component's parameters: ``make_env("panda+near_target", near_target={"noise": 0.1})``.
+    The explicit spec, defaults included, is ``env.resolved_spec``.
+    """
+    from ikrl.env import IKEnv
+
+    options = {k: v for k, v in overrides.items() if k in ENV_OPTIONS}
+    components = {k: v for k, v in overrides.items() if k not in ENV_OPTIONS}
+    for key, value in components.items():
+        if not isinstance(value, Mapping):
+            raise BadParameterError(
+                f"make_env got {key}={value!r}: a keyword is an environment option ({', '.join(ENV_OPTIONS)}) "
+                "or the name of a component of the spec with a dict of its parameters"
+            )
+    assembly = assemble(spec, registry, components)  # type: ignore[arg-type]
+    return IKEnv(
+        assembly.chain, assembly.reward, assembly.sampler, assembly.transforms,
+        batch_size=batch_size, device=device, dtype=dtype, seed=seed, max_steps=max_steps,
+        spec=assembly.spec, **options,  # type: ignore[arg-type]
+    )  # fmt: skip

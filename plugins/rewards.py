@@ -1,0 +1,175 @@
+"""ikrl's own reward shapes: weighted pose error, SE(3) distance, position, sparse, progress.
+
+Each shape maps the pose error before and after a step (and whether the step succeeded)
+to a reward ``[N]`` in the errors' dtype and device. All but ``sparse`` are differentiable
+functions of the errors with finite gradients everywhere, zero error included, so a policy
+can be trained by back-propagating through them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ikrl.components import PoseError, RewardShape
+from ikrl.errors import BadParameterError
+from ikrl.plugins import hookimpl
+
+__all__ = ["Geodesic", "Position", "Progress", "Sparse", "WeightedPose", "ikrl_rewards", "se3_distance"]
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int to Python, but ``bonus=true`` is a mistake, not the number 1.
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _check_number(
+    component: str,
+    name: str,
+    value: object,
+    *,
+    accepted: str,
+    low: float = -math.inf,
+    low_open: bool = False,
+    high: float = math.inf,
+) -> float:
+    """``value`` as a float if it is a finite number in the range, else a BadParameterError."""
+    x = float(value) if _is_number(value) else math.nan  # type: ignore[arg-type]
+    # NaN fails every comparison, so anything that is not a finite number is rejected.
+    if not ((x > low if low_open else x >= low) and x <= high):
+        raise BadParameterError(f"{component}: {name} must be {accepted}; got {value!r}")
+    return x
+
+
+def se3_distance(error: PoseError, rotation_weight: float) -> Tensor:
+    """``sqrt(position^2 + (rotation_weight * rotation)^2)`` ``[N]``, metres.
+
+    ``rotation_weight`` is in metres per radian. The square root is taken only where its
+    argument is positive, so the gradient at exactly zero error is 0, not NaN.
+    """
+    squared = error.position * error.position + (rotation_weight * error.rotation) ** 2
+    positive = squared > 0
+    safe = torch.where(positive, squared, torch.ones_like(squared))
+    return torch.where(positive, torch.sqrt(safe), torch.zeros_like(squared))
+
+
+class WeightedPose:
+    """``-sum_i w_i |twist_i|`` of the error after the step (the reference notebook's reward).
+
+    The twist is in the tip frame, translation (metres) then rotation (radians), so
+    ``w`` weighs metres against radians.
+    """
+
+    name = "weighted_pose"
+
+    def __init__(self, *, w: tuple[float, ...] = (1, 1, 1, 0.2, 0.2, 0.2)) -> None:
+        """``w``: 6 weights >= 0, translation x, y, z (per metre) then rotation x, y, z (per radian)."""
+        if not (isinstance(w, tuple | list) and len(w) == 6 and all(_is_number(x) and x >= 0 for x in w)):
+            raise BadParameterError(
+                f"{self.name}: w must be 6 non-negative numbers "
+                f"(translation x, y, z then rotation x, y, z); got {w!r}"
+            )
+        self.w = tuple(float(x) for x in w)
+
+    def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
+        twist = after.twist
+        w = torch.tensor(self.w, dtype=twist.dtype, device=twist.device)
+        # |x| has gradient sign(x), 0 at 0: finite everywhere.
+        return -(twist.abs() * w).sum(-1)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(w={self.w})"
+
+
+class Geodesic:
+    """Minus the SE(3) distance of the error after the step, metres (see :func:`se3_distance`)."""
+
+    name = "geodesic"
+
+    def __init__(self, *, rotation_weight: float = 0.2) -> None:
+        """``rotation_weight``: metres per radian of rotation error, >= 0."""
+        self.rotation_weight = _check_number(
+            self.name, "rotation_weight", rotation_weight, low=0.0,
+            accepted="a finite number >= 0 (metres per radian)",
+        )  # fmt: skip
+
+    def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
+        return -se3_distance(after, self.rotation_weight)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(rotation_weight={self.rotation_weight})"
+
+
+class Position:
+    """Minus the position error after the step, metres; ignores orientation."""
+
+    name = "position"
+
+    def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
+        return -after.position
+
+    def __repr__(self) -> str:
+        return f"{self.name}()"
+
+
+class Sparse:
+    """``bonus`` where the step succeeded, else 0 (in the errors' dtype); no gradient."""
+
+    name = "sparse"
+
+    def __init__(self, *, bonus: float = 1.0) -> None:
+        """``bonus``: the reward for a successful step, any finite number."""
+        self.bonus = _check_number(self.name, "bonus", bonus, accepted="a finite number")
+
+    def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
+        position = after.position
+        return torch.where(success, position.new_full((), self.bonus), position.new_zeros(()))
+
+    def __repr__(self) -> str:
+        return f"{self.name}(bonus={self.bonus})"
+
+
+class Progress:
+    """Potential-based shaping ``gamma * Phi(after) - Phi(before)`` with ``Phi = -distance``.
+
+    The distance is :func:`se3_distance` (metres). Shaping with a potential leaves the
+    optimal policy unchanged (Ng et al. 1999). With ``gamma < 1`` a step that keeps a
+    nonzero error earns ``(1 - gamma) * distance`` > 0; a step is penalised only when the
+    distance grows by more than the factor ``1 / gamma``.
+    """
+
+    name = "progress"
+
+    def __init__(self, *, gamma: float = 0.99, rotation_weight: float = 0.2) -> None:
+        """``gamma``: the discount, in (0, 1]; ``rotation_weight``: metres per radian, >= 0."""
+        self.gamma = _check_number(
+            self.name, "gamma", gamma, low=0.0, low_open=True, high=1.0, accepted="a number in (0, 1]"
+        )
+        self.rotation_weight = _check_number(
+            self.name, "rotation_weight", rotation_weight, low=0.0,
+            accepted="a finite number >= 0 (metres per radian)",
+        )  # fmt: skip
+
+    def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
+        weight = self.rotation_weight
+        return se3_distance(before, weight) - self.gamma * se3_distance(after, weight)
+
+    def __repr__(self) -> str:
+        return f"{self.name}(gamma={self.gamma}, rotation_weight={self.rotation_weight})"
+
+
+_SHAPES = (WeightedPose, Geodesic, Position, Sparse, Progress)
+
+
+@hookimpl
+def ikrl_rewards() -> dict[str, Callable[..., RewardShape]]:
+    """ikrl's reward shapes, by name."""
+    return {shape.name: shape for shape in _SHAPES}
