@@ -42,7 +42,7 @@ from torchrl.envs import EnvBase
 from ikrl.chain import Chain
 from ikrl.components import ObservationTransform, PoseError, RewardShape, Sampler, State
 from ikrl.errors import BadParameterError
-from ikrl.se3 import error_twist, pose_errors
+from ikrl.se3 import error_and_distances
 from ikrl.spec import EnvSpec
 
 __all__ = ["IKEnv"]
@@ -189,8 +189,7 @@ class IKEnv(EnvBase):
 
     def _observe(self, q: Tensor, target: Tensor) -> TensorDict:
         tip = self.chain.forward_kinematics(q)
-        twist = error_twist(tip, target)
-        position, rotation = pose_errors(tip, target)
+        twist, position, rotation = error_and_distances(tip, target)
         state = State(self.chain, q, target, tip, PoseError(twist, position, rotation))
         features = [transform(state) for _, transform in self.transforms]
         return TensorDict(

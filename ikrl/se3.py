@@ -30,6 +30,7 @@ from ikrl.errors import ShapeError
 
 __all__ = [
     "adjoint",
+    "error_and_distances",
     "error_twist",
     "hat",
     "matrix_to_quaternion",
@@ -234,12 +235,15 @@ def se3_log(t: Tensor) -> Tensor:
     """Twist ``(v, w)`` of a pose, ``[..., 4, 4] -> [..., 6]``; inverse of :func:`se3_exp`."""
     _check_trailing(t, (4, 4), "T")
     w = so3_log(t[..., :3, :3])
-    p = t[..., :3, 3]
+    return torch.cat([_translation_part(w, t[..., :3, 3]), w], -1)
+
+
+def _translation_part(w: Tensor, p: Tensor) -> Tensor:
+    """``v = V(w)^-1 p``: the translation part of the twist of the pose ``(exp(w), p)``."""
     theta_sq = (w * w).sum(-1)
     d = _inv_left_jacobian_coefficient(theta_sq)[..., None]
     w_x_p = torch.linalg.cross(w, p, dim=-1)
-    v = p - 0.5 * w_x_p + d * torch.linalg.cross(w, w_x_p, dim=-1)
-    return torch.cat([v, w], -1)
+    return p - 0.5 * w_x_p + d * torch.linalg.cross(w, w_x_p, dim=-1)
 
 
 def se3_inverse(t: Tensor) -> Tensor:
@@ -262,7 +266,7 @@ def error_twist(current: Tensor, target: Tensor) -> Tensor:
 
     ``target == current @ se3_exp(error_twist(current, target))``.
     """
-    return se3_log(se3_inverse(current) @ target)
+    return error_and_distances(current, target)[0]
 
 
 def pose_errors(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
@@ -272,12 +276,33 @@ def pose_errors(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
     error is the angle of ``R_current^T R_target``. These two numbers define success in
     ikrl (environment tolerance, solver, evaluation), so they are computed here only.
     """
+    quaternion, offset, _ = _relative(current, target)
+    return _distances(quaternion, offset)
+
+
+def error_and_distances(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`error_twist` and :func:`pose_errors` in one pass (the relative rotation and
+    its quaternion are computed once): ``(twist [..., 6], position [...], rotation [...])``."""
+    quaternion, offset, r_current = _relative(current, target)
+    position, rotation = _distances(quaternion, offset)
+    w = _quaternion_to_rotation_vector(quaternion)
+    # The translation of current^-1 @ target, in the current frame.
+    p = (r_current.transpose(-1, -2) @ offset.unsqueeze(-1)).squeeze(-1)
+    return torch.cat([_translation_part(w, p), w], -1), position, rotation
+
+
+def _relative(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Quaternion of ``R_current^T R_target``, the origin offset in the base frame, ``R_current``."""
     _check_trailing(current, (4, 4), "current")
     _check_trailing(target, (4, 4), "target")
-    position = torch.linalg.vector_norm(target[..., :3, 3] - current[..., :3, 3], dim=-1)
-    relative = current[..., :3, :3].transpose(-1, -2) @ target[..., :3, :3]
-    q = matrix_to_quaternion(relative)
-    rotation = 2.0 * torch.atan2(torch.linalg.vector_norm(q[..., 1:], dim=-1), q[..., 0])
+    r_current = current[..., :3, :3]
+    relative = r_current.transpose(-1, -2) @ target[..., :3, :3]
+    return matrix_to_quaternion(relative), target[..., :3, 3] - current[..., :3, 3], r_current
+
+
+def _distances(quaternion: Tensor, offset: Tensor) -> tuple[Tensor, Tensor]:
+    position = torch.linalg.vector_norm(offset, dim=-1)
+    rotation = 2.0 * torch.atan2(torch.linalg.vector_norm(quaternion[..., 1:], dim=-1), quaternion[..., 0])
     return position, rotation
 
 

@@ -259,3 +259,14 @@ def test_wrap_angle_by_hand():
     # Just below -pi, the remainder rounds up to 2 pi: the result must still be below pi.
     below = torch.nextafter(torch.tensor(-math.pi, dtype=torch.float64), torch.tensor(-4.0, dtype=torch.float64))
     assert -math.pi <= float(se3.wrap_angle(below)) < math.pi
+
+
+@given(v1=translations, w1=rotation_vectors(math.pi), v2=translations, w2=rotation_vectors(math.pi))
+@settings(max_examples=100, deadline=None)
+def test_error_and_distances_agree_with_their_definitions(v1, w1, v2, w2):
+    current = se3.se3_exp(twist(v1, w1, torch.float64))
+    target = se3.se3_exp(twist(v2, w2, torch.float64))
+    twist_, position, rotation = se3.error_and_distances(current, target)
+    torch.testing.assert_close(twist_, se3.se3_log(se3.se3_inverse(current) @ target), atol=1e-9, rtol=0)
+    expected_position, expected_rotation = se3.pose_errors(current, target)
+    assert torch.equal(position, expected_position) and torch.equal(rotation, expected_rotation)
