@@ -9,14 +9,26 @@ environment's device and in its dtype.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
 from ikrl.chain import Chain
+from ikrl.errors import BadParameterError
 
-__all__ = ["ObservationTransform", "PoseError", "RewardShape", "Sampler", "State", "JOINTS", "TARGET"]
+__all__ = [
+    "JOINTS",
+    "TARGET",
+    "ObservationTransform",
+    "PoseError",
+    "RewardShape",
+    "Sampler",
+    "State",
+    "check_number",
+    "is_finite_number",
+]
 
 #: What an observation transform's features can show: the joint values, the target.
 JOINTS = "joints"
@@ -84,3 +96,38 @@ class ObservationTransform(Protocol):
     def __call__(self, state: State) -> Tensor:
         """Features ``[N, size(chain)]``."""
         ...
+
+
+# ---------------------------------------------------------------------- parameter checks
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float that is finite. Not a bool: ``bonus=true`` is a mistake, not the number 1."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def check_number(
+    component: str,
+    name: str,
+    value: object,
+    *,
+    accepted: str,
+    low: float = -math.inf,
+    low_open: bool = False,
+    high: float = math.inf,
+) -> float:
+    """``value`` as a float if it is a finite number in the range, else a BadParameterError
+    naming the component, the parameter, what is ``accepted`` and the value given.
+
+    For factories: ``self.noise = check_number("near_target", "noise", noise, accepted="a number >= 0", low=0)``.
+    """
+    x = float(value) if is_finite_number(value) else math.nan  # type: ignore[arg-type]
+    # NaN fails every comparison, so anything that is not a finite number is rejected.
+    if not ((x > low if low_open else x >= low) and x <= high):
+        raise BadParameterError(f"{component}: {name} must be {accepted}; got {value!r}")
+    return x

@@ -8,45 +8,16 @@ can be trained by back-propagating through them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ikrl.components import PoseError, RewardShape
+from ikrl.components import PoseError, RewardShape, check_number, is_finite_number
 from ikrl.errors import BadParameterError
 from ikrl.plugins import hookimpl
 
 __all__ = ["Geodesic", "Position", "Progress", "Sparse", "WeightedPose", "ikrl_rewards", "se3_distance"]
-
-
-def _is_number(value: object) -> bool:
-    # bool is an int to Python, but ``bonus=true`` is a mistake, not the number 1.
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
-
-
-def _check_number(
-    component: str,
-    name: str,
-    value: object,
-    *,
-    accepted: str,
-    low: float = -math.inf,
-    low_open: bool = False,
-    high: float = math.inf,
-) -> float:
-    """``value`` as a float if it is a finite number in the range, else a BadParameterError."""
-    x = float(value) if _is_number(value) else math.nan  # type: ignore[arg-type]
-    # NaN fails every comparison, so anything that is not a finite number is rejected.
-    if not ((x > low if low_open else x >= low) and x <= high):
-        raise BadParameterError(f"{component}: {name} must be {accepted}; got {value!r}")
-    return x
 
 
 def se3_distance(error: PoseError, rotation_weight: float) -> Tensor:
@@ -72,7 +43,7 @@ class WeightedPose:
 
     def __init__(self, *, w: tuple[float, ...] = (1, 1, 1, 0.2, 0.2, 0.2)) -> None:
         """``w``: 6 weights >= 0, translation x, y, z (per metre) then rotation x, y, z (per radian)."""
-        if not (isinstance(w, tuple | list) and len(w) == 6 and all(_is_number(x) and x >= 0 for x in w)):
+        if not (isinstance(w, tuple | list) and len(w) == 6 and all(is_finite_number(x) and x >= 0 for x in w)):
             raise BadParameterError(
                 f"{self.name}: w must be 6 non-negative numbers "
                 f"(translation x, y, z then rotation x, y, z); got {w!r}"
@@ -96,7 +67,7 @@ class Geodesic:
 
     def __init__(self, *, rotation_weight: float = 0.2) -> None:
         """``rotation_weight``: metres per radian of rotation error, >= 0."""
-        self.rotation_weight = _check_number(
+        self.rotation_weight = check_number(
             self.name, "rotation_weight", rotation_weight, low=0.0,
             accepted="a finite number >= 0 (metres per radian)",
         )  # fmt: skip
@@ -127,7 +98,7 @@ class Sparse:
 
     def __init__(self, *, bonus: float = 1.0) -> None:
         """``bonus``: the reward for a successful step, any finite number."""
-        self.bonus = _check_number(self.name, "bonus", bonus, accepted="a finite number")
+        self.bonus = check_number(self.name, "bonus", bonus, accepted="a finite number")
 
     def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
         position = after.position
@@ -150,10 +121,10 @@ class Progress:
 
     def __init__(self, *, gamma: float = 0.99, rotation_weight: float = 0.2) -> None:
         """``gamma``: the discount, in (0, 1]; ``rotation_weight``: metres per radian, >= 0."""
-        self.gamma = _check_number(
+        self.gamma = check_number(
             self.name, "gamma", gamma, low=0.0, low_open=True, high=1.0, accepted="a number in (0, 1]"
         )
-        self.rotation_weight = _check_number(
+        self.rotation_weight = check_number(
             self.name, "rotation_weight", rotation_weight, low=0.0,
             accepted="a finite number >= 0 (metres per radian)",
         )  # fmt: skip

@@ -11,7 +11,6 @@ device and dtype. Targets are drawn before starts, so with one seed ``uniform`` 
 from __future__ import annotations
 
 import csv
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 from torch import Tensor
 
 from ikrl.chain import Chain
-from ikrl.components import Sampler
+from ikrl.components import Sampler, is_finite_number
 from ikrl.errors import BadParameterError
 from ikrl.plugins import hookimpl
 
@@ -80,7 +79,7 @@ class NearTarget:
 
     def __init__(self, *, noise: float = NEAR_NOISE) -> None:
         """``noise``: standard deviation per joint, radians (metres for prismatic joints), >= 0."""
-        if not (_finite_number(noise) and noise >= 0):
+        if not (is_finite_number(noise) and noise >= 0):
             raise BadParameterError(
                 f"{self.name}: noise must be a finite number >= 0 (radians, or metres for prismatic "
                 f"joints); got {noise!r}"
@@ -227,15 +226,6 @@ class Fixed:
     def __repr__(self) -> str:
         return f"{self.name}(file={self.file!r}, starts={self.starts!r})"
 
-
-def _finite_number(value: object) -> bool:
-    """An int or float (not a bool: ``noise=true`` is a mistake) that is finite."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return False
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _is_float(text: str) -> bool:

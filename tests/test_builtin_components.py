@@ -565,3 +565,16 @@ def test_components_run_on_cuda(arms):
     success = torch.zeros(8, dtype=torch.bool, device="cuda")
     for factory in rewards.ikrl_rewards().values():
         assert factory()(state.error, state.error, success).device.type == "cuda"
+
+
+def test_parameter_check_helpers_for_plugin_authors():
+    from ikrl.components import check_number, is_finite_number
+
+    assert is_finite_number(3) and is_finite_number(0.5)
+    assert not is_finite_number(True) and not is_finite_number(math.inf) and not is_finite_number("1")
+    assert not is_finite_number(10**400)  # too large for a float
+    assert check_number("thing", "noise", 2, accepted="a number >= 0", low=0) == 2.0
+    with pytest.raises(BadParameterError, match=r"thing: noise must be a number > 0; got 0"):
+        check_number("thing", "noise", 0, accepted="a number > 0", low=0, low_open=True)
+    with pytest.raises(BadParameterError, match=r"thing: gamma must be in \(0, 1\]; got 1\.5"):
+        check_number("thing", "gamma", 1.5, accepted="in (0, 1]", low=0, low_open=True, high=1)
