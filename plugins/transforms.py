@@ -8,7 +8,6 @@ Each transform turns a :class:`ikrl.components.State` into a block of features
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -63,10 +62,9 @@ class Normalize:
         return chain.dof
 
     def __call__(self, state: State) -> Tensor:
-        chain, q = state.chain, state.q
-        # A continuous joint's range is [-pi, pi), so the same formula gives q / pi.
-        lower = torch.where(chain.continuous, torch.full_like(chain.lower, -math.pi), chain.lower)
-        upper = torch.where(chain.continuous, torch.full_like(chain.upper, math.pi), chain.upper)
+        q = state.q
+        # A continuous joint's range is [-pi, pi], so the same formula gives q / pi.
+        lower, upper = state.chain.bounds()
         middle = 0.5 * (lower + upper)
         half = 0.5 * (upper - lower)
         # A joint with lower == upper cannot move: map it to 0 rather than divide by 0.
