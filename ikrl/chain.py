@@ -7,10 +7,13 @@ joints and precomputes everything constant, in float64, once. Forward kinematics
 then a short, fixed sequence of vectorised tensor operations:
 
 * fixed joints are folded into their neighbours, so only movable joints cost anything;
+* every joint frame is turned so that its z axis is the joint axis: a joint's world axis
+  and a point on it are then columns 2 and 3 of its frame, which is all the Jacobian needs;
 * each joint's local transform is linear in ``(1, cos q, sin q, q)``, so all of them
   come out of one batched matrix product with precomputed coefficients;
 * mimic joints (``q_joint = multiplier * q_source + offset``) are one affine map;
-* the local transforms are multiplied left to right as 3x4 blocks.
+* the local transforms are multiplied left to right as 3x4 blocks (``bmm`` for small
+  batches, batch-last rank-1 updates for large ones).
 
 Poses and Jacobians follow the conventions of :mod:`ikrl.se3`.
 """

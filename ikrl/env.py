@@ -47,8 +47,6 @@ from ikrl.spec import EnvSpec
 
 __all__ = ["IKEnv"]
 
-STATE_KEYS = ("q", "target", "error", "position_error", "rotation_error", "step_count")
-
 
 class IKEnv(EnvBase):
     """Batched inverse kinematics for one chain; build it with :func:`ikrl.make_env`.
