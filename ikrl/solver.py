@@ -36,6 +36,7 @@ from ikrl.se3 import pose_errors, so3_log
 
 __all__ = ["SolveResult", "solve"]
 
+_SEED_SALT = 0x1C5D_2B8E_9F41
 _LAMBDA_START = 1e-2
 _LAMBDA_MIN = 1e-9
 _LAMBDA_MAX = 1e6
@@ -78,8 +79,8 @@ def solve(
     """Joint values that reach ``targets`` (``[N, 4, 4]`` poses of the tip in the base frame).
 
     ``starts`` (``[N, dof]``) are the initial joint values; by default, and for every
-    restart, they are drawn uniformly within the limits from a generator seeded with
-    ``seed``. A target counts as solved when its position error is under ``tol_pos``
+    restart, they are drawn uniformly within the limits from the solver's own random
+    stream, derived from ``seed``. A target counts as solved when its position error is under ``tol_pos``
     (metres) and its rotation error under ``tol_rot`` (radians); each attempt has
     ``max_iters`` iterations, and unsolved targets get up to ``restarts`` more rounds of
     ``candidates`` parallel attempts each. ``iterations`` counts every candidate's.
@@ -87,7 +88,9 @@ def solve(
     """
     targets = _check_targets(chain, targets)
     n = targets.shape[0]
-    generator = torch.Generator(device=chain.device).manual_seed(seed)
+    # The solver's own stream: a plain manual_seed(seed) would reproduce the draws of anyone
+    # who made their targets from the same seed, starting the solver on the answers.
+    generator = torch.Generator(device=chain.device).manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)
     if starts is None:
         q = _random_joints(chain, n, generator)
     else:
