@@ -193,6 +193,14 @@ class Chain:
         clamped = torch.clamp(q, min=self.lower, max=self.upper)  # continuous limits are +-inf
         return torch.where(self.continuous, wrap_angle(q), clamped)
 
+    def random_joints(self, n: int, generator: torch.Generator) -> Tensor:
+        """``[n, dof]`` joint values uniform within :meth:`bounds` (continuous joints in
+        ``[-pi, pi)``), drawn in float64 on the generator's device so that a seed gives the
+        same values for any dtype and device of the chain."""
+        u = torch.rand(n, self.dof, generator=generator, device=generator.device, dtype=torch.float64)
+        low, high = (b.to(device=u.device, dtype=torch.float64) for b in self.bounds())
+        return self.into_limits((low + u * (high - low)).to(device=self.device, dtype=self.dtype))
+
     # ------------------------------------------------------------------ kinematics
 
     def forward_kinematics(self, q: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ from torch import Tensor
 
 from ikrl.chain import Chain
 from ikrl.errors import ShapeError
-from ikrl.se3 import pose_errors, so3_log
+from ikrl.se3 import error_and_distances, pose_errors
 
 __all__ = ["SolveResult", "solve"]
 
@@ -92,7 +92,7 @@ def solve(
     # who made their targets from the same seed, starting the solver on the answers.
     generator = torch.Generator(device=chain.device).manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)
     if starts is None:
-        q = _random_joints(chain, n, generator)
+        q = chain.random_joints(n, generator)
     else:
         if tuple(starts.shape) != (n, chain.dof):
             raise ShapeError(f"starts must have shape ({n}, {chain.dof}) for {n} targets; got {tuple(starts.shape)}")
@@ -112,7 +112,7 @@ def solve(
             rows = unsolved.repeat_interleave(candidates)
             kick = torch.randn(len(rows), chain.dof, generator=generator, device=generator.device, dtype=torch.float64)
             kicked = chain.into_limits(best_q[rows] + (_KICK * kick).to(chain.dtype))
-            fresh = _random_joints(chain, len(rows), generator)
+            fresh = chain.random_joints(len(rows), generator)
             q = torch.where((torch.arange(len(rows), device=rows.device) % 2 == 0)[:, None], kicked, fresh)
         q, pos, rot, used = _attempt(chain, q, targets[rows], tol_pos, tol_rot, max_iters)
         # Keep each target's best candidate (solved ones first, then the smallest error).
@@ -145,11 +145,10 @@ def _attempt(
     """
     n = q.shape[0]
     pose, jac = chain.forward_kinematics_and_jacobian(q)
-    error = _error(pose, targets)
+    error, position, rotation = _error(pose, targets)
     cost = (error * error).sum(-1)
     damping = torch.full((n,), _LAMBDA_START, dtype=torch.float64, device=q.device)
     used = torch.zeros(n, dtype=torch.int64, device=q.device)
-    position, rotation = pose_errors(pose, targets)
     active = torch.nonzero(~((position < tol_pos) & (rotation < tol_rot))).squeeze(-1)
     stalled = torch.zeros(n, dtype=torch.int64, device=q.device)
     for _ in range(max_iters):
@@ -159,14 +158,15 @@ def _attempt(
         step = _held_step(chain, q_active, jac[active].double(), error[active].double(), damping[active])
         proposal = chain.into_limits(q_active + step.to(q.dtype))
         new_pose, new_jac = chain.forward_kinematics_and_jacobian(proposal)
-        new_error = _error(new_pose, targets[active])
+        new_error, new_position, new_rotation = _error(new_pose, targets[active])
         new_cost = (new_error * new_error).sum(-1)
         better = torch.isfinite(new_cost) & (new_cost < cost[active])
         keep = better[:, None]
         q[active] = torch.where(keep, proposal, q_active)
-        pose[active] = torch.where(keep[..., None], new_pose, pose[active])
         jac[active] = torch.where(keep[..., None], new_jac, jac[active])
         error[active] = torch.where(keep, new_error, error[active])
+        position[active] = torch.where(better, new_position, position[active])
+        rotation[active] = torch.where(better, new_rotation, rotation[active])
         # Progress of less than 1% counts towards giving up this attempt.
         progress = better & (new_cost < _PROGRESS * cost[active])
         stalled[active] = torch.where(progress, 0, stalled[active] + 1)
@@ -175,11 +175,9 @@ def _attempt(
             _LAMBDA_MIN, _LAMBDA_MAX
         )
         used[active] += 1
-        position, rotation = pose_errors(pose[active], targets[active])
         # Stop rows that are solved, or stuck (a local minimum: better to restart elsewhere).
-        done = (position < tol_pos) & (rotation < tol_rot) | (stalled[active] >= _PATIENCE)
+        done = (position[active] < tol_pos) & (rotation[active] < tol_rot) | (stalled[active] >= _PATIENCE)
         active = active[~done]
-    position, rotation = pose_errors(pose, targets)
     return q, position, rotation, used
 
 
@@ -202,19 +200,13 @@ def _damped_step(jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
     return torch.cholesky_solve(jt @ error.unsqueeze(-1), factor).squeeze(-1)
 
 
-def _error(pose: Tensor, targets: Tensor) -> Tensor:
-    """``[N, 6]``: position difference and rotation vector from tip to target, base frame."""
-    rotation = pose[:, :3, :3]
-    # The rotation from tip to target, as a vector in the tip frame, turned into the base frame.
-    local = so3_log(rotation.transpose(-1, -2) @ targets[:, :3, :3])
-    turn = (rotation @ local.unsqueeze(-1)).squeeze(-1)
-    return torch.cat([targets[:, :3, 3] - pose[:, :3, 3], turn], -1)
-
-
-def _random_joints(chain: Chain, n: int, generator: torch.Generator) -> Tensor:
-    low, high = chain.bounds()
-    u = torch.rand(n, chain.dof, generator=generator, device=generator.device, dtype=torch.float64)
-    return chain.into_limits((low.double() + u * (high - low).double()).to(chain.dtype))
+def _error(pose: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The error ``[N, 6]`` the steps reduce (position difference and rotation vector from
+    tip to target, base frame), with the position and rotation errors of :func:`pose_errors`."""
+    twist, position, rotation = error_and_distances(pose, targets)
+    # The twist's rotation part is in the tip frame: turn it into the base frame.
+    turn = (pose[:, :3, :3] @ twist[:, 3:].unsqueeze(-1)).squeeze(-1)
+    return torch.cat([targets[:, :3, 3] - pose[:, :3, 3], turn], -1), position, rotation
 
 
 def _check_targets(chain: Chain, targets: Tensor) -> Tensor:

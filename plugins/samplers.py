@@ -33,13 +33,6 @@ NEAR_NOISE = 0.3
 LIMIT_TOLERANCE = 1e-4
 
 
-def _uniform(chain: Chain, n: int, generator: torch.Generator) -> Tensor:
-    """``[n, dof]`` uniform within the limits, continuous joints in ``[-pi, pi)``."""
-    u = torch.rand(n, chain.dof, generator=generator, device=generator.device, dtype=torch.float64)
-    lower, upper = (b.to(torch.float64) for b in chain.bounds())
-    q = lower.to(u.device) + u * (upper - lower).to(u.device)
-    return chain.into_limits(q.to(device=chain.device, dtype=chain.dtype))
-
 
 def _near(chain: Chain, target: Tensor, noise: float, generator: torch.Generator) -> Tensor:
     """``target + noise * N(0, 1)`` per joint, clamped or wrapped back into range."""
@@ -60,8 +53,8 @@ class Uniform:
 
     def __call__(self, chain: Chain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         _check_n(self.name, n)
-        target = _uniform(chain, n, generator)
-        return _uniform(chain, n, generator), target
+        target = chain.random_joints(n, generator)
+        return chain.random_joints(n, generator), target
 
     def __repr__(self) -> str:
         return f"{self.name}()"
@@ -88,7 +81,7 @@ class NearTarget:
 
     def __call__(self, chain: Chain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         _check_n(self.name, n)
-        target = _uniform(chain, n, generator)
+        target = chain.random_joints(n, generator)
         return _near(chain, target, self.noise, generator), target
 
     def __repr__(self) -> str:
@@ -221,7 +214,7 @@ class Fixed:
         target = table[rows.to(table.device)]
         if self.starts == "near":
             return _near(chain, target, NEAR_NOISE, generator), target
-        return _uniform(chain, n, generator), target
+        return chain.random_joints(n, generator), target
 
     def __repr__(self) -> str:
         return f"{self.name}(file={self.file!r}, starts={self.starts!r})"

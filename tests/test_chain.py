@@ -209,3 +209,16 @@ def test_bounds_and_into_limits():
     torch.testing.assert_close(q.grad, torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64))
     with pytest.raises(JointInputError, match=r"shape \(\.\.\., 2\)"):
         chain.into_limits(torch.zeros(3, dtype=torch.float64))
+
+
+def test_random_joints_cover_the_bounds_and_repeat_with_a_seed():
+    chain = planar_arm(second="continuous")
+    q = chain.random_joints(2000, torch.Generator().manual_seed(0))
+    low, high = chain.bounds()
+    assert q.shape == (2000, 2) and q.dtype == torch.float64
+    assert ((q >= low) & (q <= high)).all() and (q[:, 1] < math.pi).all()
+    # Uniform: each joint's mean is the middle of its range, its spread (high - low) / sqrt(12).
+    torch.testing.assert_close(q.mean(0), (low + high) / 2, atol=0.15, rtol=0)
+    torch.testing.assert_close(q.std(0), (high - low) / math.sqrt(12), atol=0.1, rtol=0)
+    again = chain.to(dtype=torch.float32).random_joints(2000, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(again.double(), q, atol=1e-6, rtol=0)  # same draws in any dtype
