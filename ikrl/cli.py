@@ -175,3 +175,181 @@ def check(
         f"final position error median {final['position_error'].median():.3g} m, "
         f"rotation error median {final['rotation_error'].median():.3g} rad"
     )
+
+
+# ---------------------------------------------------------------------- training and after
+
+
+def _evaluation_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, show_header=False)
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _params(values: list[str]) -> dict[str, object]:
+    """``--param lr=1e-3 --param horizon=5``: values parsed as spec values (numbers, true/false, strings)."""
+    from ikrl.spec import parse_value
+
+    params = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"--param takes NAME=VALUE, e.g. lr=1e-3; got {item!r}")
+        params[name.strip()] = parse_value(text.strip())
+    return params
+
+
+@app.command()
+def train(
+    spec: Annotated[str, typer.Argument(help='What to learn, e.g. "dobot_cr5+weighted_pose+sincos".')],
+    algorithm: Annotated[str, typer.Option(help="apg (back-propagation through rollouts) or sac (TorchRL's SAC).")] = "apg",
+    minutes: Annotated[float | None, typer.Option(min=0, help="Training budget in minutes (default 7.5 when --steps is not given).")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, help="Training budget in environment steps (transitions).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Arms per environment batch (default: the algorithm's).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the environment, the networks and the curriculum.")] = 0,
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<spec>-<algorithm>-seed<seed>).")] = None,
+    resume: Annotated[Path | None, typer.Option(help="A checkpoint or run folder to continue training from.")] = None,
+    logger: Annotated[str, typer.Option(help="csv, tensorboard or none (TorchRL's logger, in <out>/logs).")] = "csv",
+    param: Annotated[list[str] | None, typer.Option(help="An algorithm hyperparameter, NAME=VALUE (repeatable).")] = None,
+    eval_targets: Annotated[int, typer.Option(min=1, help="Held-out targets of the final evaluation.")] = 1000,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's).")] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train a policy for SPEC, then evaluate it on held-out targets.
+
+    The run folder gets checkpoint.pt, config.json, metrics.csv, curves.png, eval.json and logs/.
+    """
+    from ikrl.training.run import TrainConfig
+    from ikrl.training.run import train as run_training
+
+    try:
+        config = TrainConfig(
+            algorithm=algorithm, minutes=minutes, steps=steps, batch_size=batch_size, seed=seed,
+            device=device, eval_targets=eval_targets, threads=threads, params=_params(param or []),
+        )  # fmt: skip
+        folder = out or Path("runs") / f"{_slug(spec)}-{algorithm}-seed{seed}"
+        console.print(f"training {spec} with {algorithm} into {folder}", highlight=False)
+        result = run_training(spec, config, folder, resume=resume, progress=progress, logger=logger)
+        evaluation = json.loads((result.run_dir / "eval.json").read_text())
+    except IkrlError as error:
+        raise _fail(error) from None
+    _print_evaluation(evaluation, title=f"{evaluation['spec']} ({algorithm}, {result.train_seconds / 60:.1f} min, {result.steps:,} steps)")
+    console.print(f"run folder: {result.run_dir} (checkpoint.pt, curves.png, eval.json)", highlight=False)
+
+
+def _slug(spec: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.+=-]+", "-", spec)[:80]
+
+
+def _print_evaluation(record: dict, *, title: str) -> None:
+    from ikrl.evaluate import rows_from_metrics
+
+    console.print(_evaluation_table(title, rows_from_metrics(record)))
+
+
+@app.command("eval")
+def evaluate_command(
+    run: Annotated[Path, typer.Argument(help="A run folder or checkpoint file.")],
+    targets: Annotated[int, typer.Option(min=1, help="Held-out targets (fixed seed).")] = 1000,
+    swarm: Annotated[int, typer.Option(min=1, help="Starts per target; the best final pose counts.")] = 1,
+    device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
+    out: Annotated[Path | None, typer.Option(help="Where to write the JSON (default: <run>/eval[-swarmK].json).")] = None,
+) -> None:
+    """Evaluate a trained policy on held-out targets: success rates, errors, speed."""
+    from ikrl.checkpoint import load_checkpoint
+    from ikrl.evaluate import evaluate
+
+    try:
+        checkpoint = load_checkpoint(run)
+        result = evaluate(checkpoint, targets=targets, swarm=swarm, device=device)
+    except IkrlError as error:
+        raise _fail(error) from None
+    result.extra = {"algorithm": checkpoint.algorithm, "checkpoint": str(checkpoint.path)}
+    folder = checkpoint.path.parent
+    path = result.to_json(out or folder / ("eval.json" if swarm == 1 else f"eval-swarm{swarm}.json"))
+    _print_evaluation(result.metrics(), title=f"{checkpoint.spec} ({checkpoint.algorithm})")
+    console.print(f"written: {path}", highlight=False)
+
+
+@app.command()
+def ablate(
+    pattern: Annotated[str, typer.Argument(help='Specs with braces: "dobot_cr5+{weighted_pose,geodesic}+{sincos,raw}".')],
+    seeds: Annotated[int, typer.Option(min=1, help="Seeds per spec: 0, 1, ..., SEEDS-1.")] = 3,
+    out: Annotated[Path, typer.Option(help="The grid folder: a folder per cell, grid.json, summary.md/.csv/.png.")] = Path("ablation"),
+    backend: Annotated[str, typer.Option(help="process (local processes), ray (a Ray cluster) or serial (this process).")] = "process",
+    workers: Annotated[int | None, typer.Option(min=1, help="Cells at once (default: one per CPU core).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (default: start a local one).")] = None,
+    algorithm: Annotated[str, typer.Option(help="Training algorithm of every cell.")] = "apg",
+    steps: Annotated[int | None, typer.Option(min=1, help="Budget per cell in environment steps.")] = None,
+    minutes: Annotated[float | None, typer.Option(min=0, help="Budget per cell in minutes.")] = None,
+    eval_targets: Annotated[int, typer.Option(min=1, help="Held-out targets of each cell's evaluation.")] = 1000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the cells and their folders, train nothing.")] = False,
+) -> None:
+    """Train every spec PATTERN expands to with several seeds; summarise mean ± std per spec.
+
+    Rerunning into the same --out resumes: finished cells are skipped, half-finished ones rerun.
+    """
+    from ikrl.ablate import plan, run_grid
+    from ikrl.training.run import TrainConfig
+
+    try:
+        if dry_run:
+            for cell in plan(pattern, seeds):
+                console.print(f"{cell.spec}  seed {cell.seed}  ->  {out / cell.folder}", highlight=False)
+            return
+        budget = {k: v for k, v in {"steps": steps, "minutes": minutes}.items() if v is not None}
+        config = TrainConfig(algorithm=algorithm, eval_targets=eval_targets, **budget)
+        result = run_grid(
+            pattern, seeds=seeds, config=config, out_dir=out, backend=backend, workers=workers, ray_address=ray_address
+        )
+    except IkrlError as error:
+        raise _fail(error) from None
+    typer.echo(result.summary.markdown())
+    console.print(
+        f"ran {len(result.ran)}, skipped {len(result.skipped)} finished, failed {len(result.failures)}; "
+        f"summary: {out / 'summary.md'}, {out / 'summary.csv'}, {out / 'summary.png'}",
+        highlight=False,
+    )
+    if result.failures:
+        for failure in result.failures:
+            console.print(
+                f"[bold red]failed:[/] {failure.cell.spec} seed {failure.cell.seed}: {failure.error} "
+                f"({out / failure.cell.folder / 'error.txt'})",
+                highlight=False,
+            )
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def render(
+    run: Annotated[Path, typer.Argument(help="A run folder or checkpoint file.")],
+    out: Annotated[Path, typer.Option(help="The animated GIF to write.")] = Path("rollout.gif"),
+    targets: Annotated[int, typer.Option(min=1, max=8, help="Arms (targets) drawn together.")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed of the starts and targets.")] = 0,
+    size: Annotated[int, typer.Option(min=64, help="Width and height in pixels.")] = 480,
+    fps: Annotated[int, typer.Option(min=1, help="Frames per second.")] = 10,
+) -> None:
+    """Draw the trained policy moving the arm from its starts to a few targets, as a GIF."""
+    from ikrl.checkpoint import load_checkpoint
+    from ikrl.evaluate import held_out, rollout_policy
+    from ikrl.render import render_rollout
+
+    try:
+        checkpoint = load_checkpoint(run)
+        env = checkpoint.make_env(batch_size=targets, seed=seed)
+        starts, target_q = held_out(env.chain, targets, 1, seed=seed)
+        with torch.no_grad():
+            target = env.chain.forward_kinematics(target_q)
+        final, _, history = rollout_policy(env, checkpoint.policy(), starts, target, record=True)
+        path = render_rollout(env.chain, history, target, out, fps=fps, size=(size, size), title=checkpoint.spec)
+    except IkrlError as error:
+        raise _fail(error) from None
+    errors = ", ".join(
+        f"{1000 * p:.1f} mm / {r * 57.29578:.2f}°"
+        for p, r in zip(final["position_error"].squeeze(-1).tolist(), final["rotation_error"].squeeze(-1).tolist(), strict=True)
+    )
+    console.print(f"written: {path} ({len(history)} steps; final errors {errors})", highlight=False)

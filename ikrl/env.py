@@ -26,6 +26,9 @@ key                       shape       meaning
 ``done``/``terminated``/  [N, 1]      bool
 ``truncated``
 ========================  ==========  ==================================================
+
+``IKEnv.render()`` draws the last state (or a given tensordict's) as an RGB array, so
+TorchRL's ``PixelRenderTransform`` and ``VideoRecorder`` can record rollouts.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import Tensor
@@ -41,7 +45,7 @@ from torchrl.envs import EnvBase
 
 from ikrl.chain import Chain
 from ikrl.components import ObservationTransform, PoseError, RewardShape, Sampler, State
-from ikrl.errors import BadParameterError
+from ikrl.errors import BadParameterError, IkrlError, ShapeError
 from ikrl.se3 import error_and_distances
 from ikrl.spec import EnvSpec
 
@@ -61,9 +65,16 @@ class IKEnv(EnvBase):
         position_tolerance, rotation_tolerance: success thresholds (metres, radians).
         seed: seeds the environment's own ``torch.Generator`` (random if None).
         spec: the explicit spec the environment was assembled from (kept as ``resolved_spec``).
+
+    :meth:`render` returns a picture of the last reset or step (``uint8 [H, W, 3]``).
     """
 
     batch_locked = True
+    #: Gym's convention: what :meth:`render` returns.
+    render_mode = "rgb_array"
+    #: ``(q, target)``, detached, of the last reset or step: what :meth:`render` draws. The
+    #: state itself lives in the tensordicts; this is only a view of it for pictures.
+    _last: tuple[Tensor, Tensor] | None = None
 
     def __init__(
         self,
@@ -160,7 +171,27 @@ class IKEnv(EnvBase):
             target = torch.where(keep.unsqueeze(-1), tensordict["target"], target)
             if "step_count" in tensordict.keys():
                 step_count = torch.where(keep, tensordict["step_count"], step_count)
+        return self.state_at(q, target, step_count=step_count)
+
+    def state_at(self, q: Tensor, target: Tensor, *, step_count: Tensor | None = None) -> TensorDictBase:
+        """The tensordict of arms at joint values ``q [N, dof]`` facing target poses
+        ``target [N, 4, 4]``, as :meth:`reset` returns it: a rollout can start from chosen
+        states (evaluation on held-out targets, a solver's warm start).
+
+        ``q`` must lie within the limits (:meth:`Chain.into_limits`); it is not moved.
+        """
+        n = self.batch_size[0]
+        if tuple(q.shape) != (n, self.chain.dof) or tuple(target.shape) != (n, 4, 4):
+            raise ShapeError(
+                f"state_at needs q of shape ({n}, {self.chain.dof}) and target of shape ({n}, 4, 4) "
+                f"for this environment of {n} arms; got {tuple(q.shape)} and {tuple(target.shape)}"
+            )
+        q = q.to(device=self.device, dtype=self.dtype)
+        target = target.to(device=self.device, dtype=self.dtype)
         out = self._observe(q, target)
+        self._last = (q.detach(), target.detach())
+        if step_count is None:
+            step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
         out["step_count"] = step_count
         false = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
         out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
@@ -175,6 +206,7 @@ class IKEnv(EnvBase):
             tensordict["error"], tensordict["position_error"].squeeze(-1), tensordict["rotation_error"].squeeze(-1)
         )
         out = self._observe(q, tensordict["target"])
+        self._last = (q.detach(), out["target"].detach())
         after = PoseError(out["error"], out["position_error"].squeeze(-1), out["rotation_error"].squeeze(-1))
         success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
         out["reward"] = self.reward_shape(before, after, success).reshape(-1, 1).to(self.dtype)
@@ -202,6 +234,51 @@ class IKEnv(EnvBase):
             batch_size=self.batch_size,
             device=self.device,
         )
+
+    # ------------------------------------------------------------------ pictures
+
+    def render(
+        self, index: int | TensorDictBase | None = None, *, size: tuple[int, int] = (480, 480)
+    ) -> np.ndarray:
+        """A picture of arm ``index`` and its target (default: the first four arms), as
+        ``uint8 [H, W, 3]`` with ``(W, H) = size``.
+
+        Draws the last :meth:`reset` or :meth:`step`, since the environment itself keeps no
+        state. ``index`` may also be a tensordict with ``q`` and ``target`` (what TorchRL's
+        ``PixelRenderTransform(pass_tensordict=True)`` passes); then that state is drawn.
+        See :func:`ikrl.render.render_frame`.
+        """
+        from ikrl.render import render_frame  # matplotlib only once something is drawn
+
+        n = self.batch_size[0]
+        if isinstance(index, TensorDictBase):
+            if "q" not in index or "target" not in index:
+                raise BadParameterError(
+                    f"render(tensordict) draws its 'q' and 'target' entries; it has {sorted(index.keys())}"
+                )
+            q = index.get("q").reshape(-1, self.chain.dof)
+            target = index.get("target").reshape(-1, 4, 4)
+            index = None
+        elif self._last is None:
+            raise IkrlError(
+                "nothing to render yet: call env.reset() (or env.rollout(...)) first, then env.render()"
+            )
+        else:
+            q, target = self._last
+        if index is None:
+            shown = min(4, q.shape[0])
+            rows = slice(0, shown)
+            arms = "arm 0" if shown == 1 else f"arms 0-{shown - 1} of {n}"
+            title = f"{self.chain.name}: {arms}"
+        elif isinstance(index, int) and not isinstance(index, bool) and -n <= index < n:
+            index %= n
+            rows = slice(index, index + 1)
+            title = f"{self.chain.name}: arm {index} of {n}"
+        else:
+            raise BadParameterError(
+                f"index must be an int from {-n} to {n - 1} (one of the {n} arms) or None; got {index!r}"
+            )
+        return render_frame(self.chain, q[rows], target[rows], size=size, title=title)
 
     def __repr__(self) -> str:
         spec = f"{str(self.resolved_spec)!r}, " if self.resolved_spec is not None else ""

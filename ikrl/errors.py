@@ -13,9 +13,13 @@ from collections.abc import Iterable
 __all__ = [
     "BadParameterError",
     "ChainError",
+    "CheckpointError",
+    "CheckpointMismatchError",
     "DuplicateNameError",
+    "GridError",
     "IkrlError",
     "JointInputError",
+    "MissingDependencyError",
     "PluginError",
     "ShapeError",
     "SpecError",
@@ -106,6 +110,22 @@ class PluginError(IkrlError):
 
 class DuplicateNameError(PluginError):
     """Two plugins provide the same name; the message names both distributions."""
+
+
+class CheckpointError(IkrlError, ValueError):
+    """A checkpoint or run folder is missing, unreadable, or not an ikrl checkpoint."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """A checkpoint was trained for other kinematics (another robot, or a changed URDF)."""
+
+
+class GridError(IkrlError, ValueError):
+    """An ablation grid cannot run as asked: its folder, configuration or backend."""
+
+
+class MissingDependencyError(IkrlError, ImportError):
+    """An optional dependency is needed for what was asked (names the pip extra)."""
 
 
 class SpecError(IkrlError, ValueError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from ikrl.errors import SpecSyntaxError
 
-__all__ = ["EnvSpec", "Part", "Value", "format_value"]
+__all__ = ["EnvSpec", "Part", "Value", "format_value", "parse_value"]
 
 Value = int | float | bool | str | tuple["Value", ...]
 
@@ -97,6 +97,12 @@ def format_value(value: Value) -> str:
             return value
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     raise SpecSyntaxError(f"unsupported spec value {value!r} ({type(value).__name__})")
+
+
+def parse_value(text: str) -> Value:
+    """A parameter value written as in a spec (``0.3``, ``true``, ``'a b'``, ``1,1,0.2``),
+    for command-line options that take one."""
+    return EnvSpec.parse(f"value(v={text})").robot.kwargs["v"]
 
 
 def _scalar(text: str) -> Value:

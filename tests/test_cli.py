@@ -59,8 +59,8 @@ def test_list_json_is_machine_readable():
 def test_check_builds_checks_and_rolls_out():
     result = runner.invoke(app, ["check", "panda+geodesic+near_target(noise=0.1)+sincos", "--steps", "5"])
     assert result.exit_code == 0, result.output
-    assert "ok panda+geodesic+near_target(noise=0.1)+target+sincos" in result.output
-    assert "observation" in result.output and "(8, 23)" in result.output  # 9 target + 14 sincos
+    assert "ok panda+geodesic+near_target(noise=0.1)+target+error+sincos" in result.output
+    assert "observation" in result.output and "(8, 29)" in result.output  # 9 target + 6 error + 14 sincos
     assert "random rollout of 5 steps" in result.output
 
 

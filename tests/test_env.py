@@ -61,10 +61,10 @@ def test_check_env_specs_for_every_registered_combination(robot, reward, sampler
 def test_the_one_line():
     env = make_env("dobot_cr5+weighted_pose+sincos")
     assert isinstance(env, ikrl.IKEnv)
-    assert str(env.resolved_spec) == "dobot_cr5+weighted_pose+uniform+target+sincos"
+    assert str(env.resolved_spec) == "dobot_cr5+weighted_pose+uniform+target+error+sincos"
     assert env.batch_size == torch.Size([64])
-    # target (3 + 6) then sin and cos of 6 joints
-    assert env.observation_spec["observation"].shape == (64, 9 + 12)
+    # target (3 + 6), error twist (6), then sin and cos of 6 joints
+    assert env.observation_spec["observation"].shape == (64, 9 + 6 + 12)
 
 
 def test_the_resolved_spec_builds_the_same_environment():
@@ -75,9 +75,9 @@ def test_the_resolved_spec_builds_the_same_environment():
 
 
 def test_observation_rule_adds_joints_and_target_only_when_missing():
-    assert str(make_env("ur5e", batch_size=1).resolved_spec) == "ur5e+weighted_pose+uniform+raw+target"
+    assert str(make_env("ur5e", batch_size=1).resolved_spec) == "ur5e+weighted_pose+uniform+raw+target+error"
     assert str(make_env("ur5e+error+normalize", batch_size=1).resolved_spec) == "ur5e+weighted_pose+uniform+error+normalize"
-    assert str(make_env("ur5e+sincos", batch_size=1).resolved_spec) == "ur5e+weighted_pose+uniform+target+sincos"
+    assert str(make_env("ur5e+sincos", batch_size=1).resolved_spec) == "ur5e+weighted_pose+uniform+target+error+sincos"
 
 
 def test_semantics_of_a_step():

@@ -1,0 +1,361 @@
+"""A training run: an algorithm driven within a budget, with logs, checkpoints and a verdict.
+
+``train(spec, config, run_dir)`` builds the environment from the spec, a fresh
+:class:`~ikrl.policy.Policy` (or the one of a checkpoint, to resume), and the algorithm named
+by ``config.algorithm``; it then calls ``update()`` until the budget (minutes of training,
+environment steps, or both: the first reached) is spent. Along the way it shows a progress
+bar with live metrics, logs scalars with TorchRL's logger (CSV, or TensorBoard when asked and
+installed), validates on a small held-out set a few times, and checkpoints. At the end the run
+folder holds:
+
+==================  =====================================================================
+``checkpoint.pt``   policy, resolved spec, kinematics fingerprint, config, versions (:mod:`ikrl.checkpoint`)
+``config.json``     the training configuration and the resolved spec
+``metrics.csv``     one row per log point: steps, seconds, training and validation metrics
+``curves.png``      the training curves
+``eval.json``       the final evaluation (:mod:`ikrl.evaluate`), written last
+``logs/``           TorchRL's logger output
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ikrl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
+from ikrl.errors import BadParameterError, CheckpointMismatchError, closest
+from ikrl.evaluate import Evaluation, evaluate, evaluate_policy
+from ikrl.policy import Policy
+
+__all__ = ["ALGORITHMS", "DEFAULT_MINUTES", "RunResult", "TrainConfig", "train"]
+
+#: The default budget when neither minutes nor steps is given: the README's main job
+#: (training plus the final evaluation) stays within 10 minutes on a 2-core CPU.
+DEFAULT_MINUTES = 7.5
+#: Seed of the validation targets shown during training (not the final held-out set).
+VALIDATION_SEED = 1_234_567
+VALIDATION_TARGETS = 256
+#: Validations (and checkpoints) per run.
+VALIDATIONS = 10
+
+
+def _algorithm(name: str):
+    if name == "apg":
+        from ikrl.training.apg import APG
+
+        return APG
+    if name == "sac":
+        from ikrl.training.sac import SAC
+
+        return SAC
+    raise BadParameterError(f"unknown algorithm {name!r}{closest(name, ALGORITHMS)}; choose one of {', '.join(ALGORITHMS)}")
+
+
+#: Algorithms by name, with their default number of arms per environment batch.
+ALGORITHMS = {"apg": 256, "sac": 256}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``minutes`` and ``steps`` (environment transitions) bound the budget;
+    with neither, it is :data:`DEFAULT_MINUTES`. ``params`` are the algorithm's own
+    hyperparameters (keyword arguments of its class, e.g. ``{"lr": 1e-3}`` for apg)."""
+
+    algorithm: str = "apg"
+    minutes: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    hidden: tuple[int, ...] = (256, 256, 256)
+    max_steps: int = 100
+    eval_targets: int = 1000
+    threads: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            _algorithm(self.algorithm)  # raises with suggestions
+        if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and self.minutes > 0):
+            raise BadParameterError(f"minutes must be a positive number; got {self.minutes!r}")
+        if self.steps is not None and not (isinstance(self.steps, int) and self.steps > 0):
+            raise BadParameterError(f"steps must be a positive int (environment transitions); got {self.steps!r}")
+        if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size > 0):
+            raise BadParameterError(f"batch_size must be a positive int (arms); got {self.batch_size!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise BadParameterError(f"dtype must be float32 or float64; got {self.dtype!r}")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "params", dict(self.params))
+
+    @property
+    def arms(self) -> int:
+        return self.batch_size or ALGORITHMS[self.algorithm]
+
+    @property
+    def budget_minutes(self) -> float | None:
+        return self.minutes if (self.minutes is not None or self.steps is not None) else DEFAULT_MINUTES
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["hidden"] = list(self.hidden)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(record) - known
+        if unknown:
+            raise BadParameterError(f"unknown training options {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return cls(**record)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    evaluation: dict[str, float]
+    train_seconds: float
+    steps: int
+
+
+class _Budget:
+    def __init__(self, config: TrainConfig, steps: int, seconds: float) -> None:
+        self.minutes = config.budget_minutes
+        self.max_steps = config.steps
+        self.steps, self.seconds = steps, seconds
+
+    def fraction(self) -> float:
+        parts = []
+        if self.minutes is not None:
+            parts.append(self.seconds / (60 * self.minutes))
+        if self.max_steps is not None:
+            parts.append(self.steps / self.max_steps)
+        return min(max(parts), 1.0)
+
+    def spent(self) -> bool:
+        return self.fraction() >= 1.0
+
+
+def train(
+    spec: str,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    logger: str = "csv",
+    on_log: Callable[[dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train a policy for ``spec``; see the module docstring for what the run folder holds.
+
+    ``resume`` is a checkpoint (or run folder) to continue from: same spec, same kinematics;
+    the budget counts what it had already used. ``logger`` is ``csv``, ``tensorboard`` or
+    ``none``. Returns the run's :class:`RunResult`.
+    """
+    from ikrl.registry import make_env
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    dtype = getattr(torch, config.dtype)
+    env = make_env(spec, batch_size=config.arms, seed=config.seed, device=config.device, dtype=dtype, max_steps=config.max_steps)
+    resolved = str(env.resolved_spec)
+    algorithm_class = _algorithm(config.algorithm)
+    policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=config.hidden).to(config.device)
+    algorithm = algorithm_class(env, policy, seed=config.seed, **config.params)
+    steps, seconds, history = 0, 0.0, []
+    if resume is not None:
+        previous = load_checkpoint(resume)
+        if previous.spec != resolved:
+            raise CheckpointMismatchError(
+                f"cannot resume {previous.path}: it was trained on {previous.spec!r}, not {resolved!r}"
+            )
+        previous.check_chain(env.chain)
+        if previous.algorithm != config.algorithm:
+            raise CheckpointMismatchError(
+                f"cannot resume {previous.path} with {config.algorithm!r}: it was trained with {previous.algorithm!r}"
+            )
+        policy.load_state_dict(previous.policy_state)
+        if previous.optimizer is not None:
+            algorithm.load_state_dict(previous.optimizer)
+        steps = int(previous.progress.get("steps", 0))
+        seconds = float(previous.progress.get("seconds", 0.0))
+    (run_dir / "config.json").write_text(json.dumps({"spec": resolved, "config": config.to_dict()}, indent=2) + "\n")
+
+    validation_env = make_env(
+        resolved, batch_size=VALIDATION_TARGETS, seed=VALIDATION_SEED, device=config.device, dtype=dtype, max_steps=config.max_steps
+    )
+    log = _Logger(run_dir, logger)
+    budget = _Budget(config, steps, seconds)
+    fingerprint = kinematics_fingerprint(env.chain)
+
+    def checkpoint() -> Checkpoint:
+        return Checkpoint(
+            algorithm=config.algorithm,
+            spec=resolved,
+            fingerprint=fingerprint,
+            robot=robot_record(env.chain),
+            env=env_record(env),
+            policy_config=policy.config(),
+            policy_state={k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
+            train_config=config.to_dict(),
+            progress={"steps": budget.steps, "seconds": budget.seconds, "updates": getattr(algorithm, "updates", 0)},
+            optimizer=algorithm.state_dict(),
+        )
+
+    def validate(train_metrics: dict[str, float]) -> dict[str, float]:
+        policy.eval()
+        result = evaluate_policy(validation_env, policy, targets=VALIDATION_TARGETS, seed=VALIDATION_SEED).metrics()
+        policy.train()
+        row = {"steps": budget.steps, "seconds": round(budget.seconds, 3), "fraction": budget.fraction()}
+        row |= {f"train/{k}": v for k, v in train_metrics.items() if k != "transitions"}
+        row |= {f"val/{k}": result[k] for k in ("success_5mm_2deg", "success_1mm_1deg", "position_error_median", "rotation_error_median")}
+        history.append(row)
+        log.write(row)
+        checkpoint().save(run_dir)
+        if on_log is not None:
+            on_log(row)
+        return row
+
+    next_validation = budget.fraction()
+    last: dict[str, float] = {}
+    with _progress_bar(progress, config, resolved) as bar:
+        while not budget.spent():
+            algorithm.set_progress(budget.fraction())
+            start = time.perf_counter()
+            metrics = algorithm.update()
+            budget.seconds += time.perf_counter() - start
+            budget.steps += int(metrics["transitions"])
+            last = metrics
+            if budget.fraction() >= next_validation or budget.spent():
+                row = validate(metrics)
+                next_validation = budget.fraction() + 1.0 / VALIDATIONS
+                bar.show(row)
+            bar.advance(budget.fraction(), metrics)
+        if not history or history[-1]["steps"] != budget.steps:
+            validate(last)
+    saved = checkpoint().save(run_dir)
+    plot_curves(history, run_dir / "curves.png", title=f"{resolved} ({config.algorithm})")
+    log.close()
+    final = evaluate(load_checkpoint(saved), targets=config.eval_targets, device=config.device)
+    final.extra = {"algorithm": config.algorithm, "train_seconds": budget.seconds, "train_steps": budget.steps}
+    final.to_json(run_dir / "eval.json")
+    return RunResult(run_dir, saved, final.metrics(), budget.seconds, budget.steps)
+
+
+# ---------------------------------------------------------------------- logging
+
+
+class _Logger:
+    """``metrics.csv`` (ours, one table) plus TorchRL's logger for the same scalars."""
+
+    def __init__(self, run_dir: Path, kind: str) -> None:
+        if kind not in ("csv", "tensorboard", "none"):
+            raise BadParameterError(f"logger must be csv, tensorboard or none; got {kind!r}")
+        self.path = run_dir / "metrics.csv"
+        self.rows: list[dict[str, float]] = []
+        self.torchrl = None
+        if kind == "csv":
+            from torchrl.record.loggers import CSVLogger
+
+            self.torchrl = CSVLogger(exp_name="train", log_dir=str(run_dir / "logs"))
+        elif kind == "tensorboard":
+            try:
+                from torchrl.record.loggers import TensorboardLogger
+
+                self.torchrl = TensorboardLogger(exp_name="train", log_dir=str(run_dir / "logs"))
+            except ImportError as error:
+                raise BadParameterError(f"the tensorboard logger needs the tensorboard package (pip install tensorboard): {error}") from None
+
+    def write(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        if self.torchrl is not None:
+            for key, value in row.items():
+                if key != "steps" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self.torchrl.log_scalar(key, float(value), step=int(row["steps"]))
+
+    def close(self) -> None:
+        pass
+
+
+class _progress_bar:
+    """A rich progress bar over the budget, with the latest metrics in its description."""
+
+    def __init__(self, enabled: bool, config: TrainConfig, spec: str) -> None:
+        self.enabled = enabled
+        self.label = f"{config.algorithm} {spec}"
+        self.validation = ""
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(), TimeRemainingColumn(),
+            )  # fmt: skip
+            self.progress.__enter__()
+            self.task = self.progress.add_task(self.label, total=1.0)
+        return self
+
+    def show(self, row: dict[str, float]) -> None:
+        self.validation = (
+            f"val success {100 * row['val/success_5mm_2deg']:.1f}% "
+            f"pos {1000 * row['val/position_error_median']:.1f} mm "
+            f"rot {math.degrees(row['val/rotation_error_median']):.2f}°"
+        )
+
+    def advance(self, fraction: float, metrics: dict[str, float]) -> None:
+        if self.enabled:
+            live = f"reward {metrics.get('reward', math.nan):.4f}"
+            self.progress.update(self.task, completed=fraction, description=f"{self.label} | {live} | {self.validation}")
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled:
+            self.progress.__exit__(*exc)
+
+
+def plot_curves(history: list[dict[str, float]], path: Path, *, title: str = "") -> Path:
+    """Validation success and errors, and the training reward, against environment steps."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 3.4), dpi=100)
+    axes = fig.subplots(1, 3)
+    steps = [r["steps"] for r in history]
+    series = [
+        ("validation success (%)", [("within 5 mm, 2°", "val/success_5mm_2deg", 100), ("within 1 mm, 1°", "val/success_1mm_1deg", 100)]),
+        ("median error", [("position (mm)", "val/position_error_median", 1000), ("rotation (°)", "val/rotation_error_median", 180 / math.pi)]),
+        ("training", [("reward", "train/reward", 1)]),
+    ]
+    for ax, (label, lines) in zip(axes, series, strict=True):
+        for name, key, scale in lines:
+            ax.plot(steps, [r.get(key, math.nan) * scale for r in history], "-o", markersize=3, label=name)
+        ax.set_xlabel("environment steps")
+        ax.set_title(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    axes[1].set_yscale("log")
+    fig.suptitle(title, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    return path

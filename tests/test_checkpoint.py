@@ -1,0 +1,151 @@
+"""Policy, kinematics fingerprint and checkpoint files: round trips and mismatch errors."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import ikrl
+from ikrl import make_env
+from ikrl.checkpoint import (
+    CHECKPOINT_FILE,
+    Checkpoint,
+    env_record,
+    kinematics_fingerprint,
+    load_checkpoint,
+    robot_record,
+)
+from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError
+from ikrl.policy import Policy
+from tests.conftest import CR5_URDF
+
+
+def _checkpoint(env, policy: Policy) -> Checkpoint:
+    return Checkpoint(
+        algorithm="apg",
+        spec=str(env.resolved_spec),
+        fingerprint=kinematics_fingerprint(env.chain),
+        robot=robot_record(env.chain),
+        env=env_record(env),
+        policy_config=policy.config(),
+        policy_state=policy.state_dict(),
+        train_config={"seed": 3},
+        progress={"steps": 10},
+    )
+
+
+def test_policy_actions_stay_within_max_delta_and_config_rebuilds_it():
+    torch.manual_seed(0)
+    policy = Policy(5, [0.1, 0.2], hidden=(8, 8), activation="tanh")
+    with torch.no_grad():
+        for layer in policy.net:
+            if isinstance(layer, torch.nn.Linear):
+                layer.weight.mul_(50)  # saturate
+        action = policy(torch.randn(100, 5) * 10)
+    assert action.shape == (100, 2)
+    assert bool((action.abs() <= torch.tensor([0.1, 0.2]) + 1e-7).all())
+    assert action[:, 1].abs().max() > 0.15  # per-joint scale, not one scale for all
+    rebuilt = Policy(**policy.config())
+    rebuilt.load_state_dict(policy.state_dict())
+    x = torch.randn(4, 5)
+    assert torch.equal(rebuilt(x), policy(x))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"observation_size": 0, "max_delta": [0.1]}, "observation_size"),
+        ({"observation_size": 3, "max_delta": [0.1, -1.0]}, "max_delta"),
+        ({"observation_size": 3, "max_delta": [0.1], "hidden": ()}, "hidden"),
+        ({"observation_size": 3, "max_delta": [0.1], "activation": "gelu2"}, "activation must be one of"),
+    ],
+)
+def test_policy_rejects_bad_arguments(kwargs, message):
+    with pytest.raises(BadParameterError, match=message):
+        Policy(**kwargs)
+
+
+def test_policy_names_the_width_it_expects():
+    with pytest.raises(BadParameterError, match="width 3"):
+        Policy(3, [0.1])(torch.zeros(2, 4))
+
+
+def test_fingerprint_is_the_same_for_the_same_kinematics_in_any_dtype():
+    a = ikrl.load_chain(CR5_URDF)
+    b = ikrl.load_chain(CR5_URDF, dtype=torch.float64)
+    assert kinematics_fingerprint(a) == kinematics_fingerprint(b) == kinematics_fingerprint(a.to(dtype=torch.float64))
+    assert re.fullmatch(r"[0-9a-f]{16}", kinematics_fingerprint(a))
+
+
+def _cr5_text_with(old: str, new: str) -> str:
+    text = open(CR5_URDF).read()
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+def test_fingerprint_changes_with_an_origin_a_limit_or_the_tip():
+    base = kinematics_fingerprint(ikrl.load_chain(CR5_URDF))
+    text = open(CR5_URDF).read()
+    limit = re.search(r'upper="([-0-9.e]+)"', text).group(0)
+    changed_limit = ikrl.load_chain(text.replace(limit, 'upper="1.0"', 1))
+    origin = re.search(r'<origin xyz="([-0-9.e]+) ', text).group(0)
+    value = float(origin.split('"')[1])
+    moved = ikrl.load_chain(text.replace(origin, f'<origin xyz="{value + 1e-6!r} ', 1))
+    assert kinematics_fingerprint(changed_limit) != base
+    assert kinematics_fingerprint(moved) != base
+    shorter = ikrl.load_chain(CR5_URDF, tip="Link5")
+    assert kinematics_fingerprint(shorter) != base
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_policy_and_env(tmp_path):
+    env = make_env("dobot_cr5+geodesic+sincos", batch_size=4, max_delta=0.05, position_tolerance=0.002)
+    policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=(16,))
+    saved = _checkpoint(env, policy).save(tmp_path)
+    assert saved == tmp_path / CHECKPOINT_FILE
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.spec == str(env.resolved_spec)
+    assert loaded.train_config == {"seed": 3} and loaded.progress == {"steps": 10}
+    assert set(loaded.versions) >= {"ikrl", "torch", "torchrl", "tensordict", "python"}
+    observation = torch.randn(3, policy.observation_size)
+    assert torch.equal(loaded.policy()(observation), policy(observation))
+    rebuilt = loaded.make_env(batch_size=2, seed=0)
+    assert str(rebuilt.resolved_spec) == str(env.resolved_spec)
+    assert torch.allclose(rebuilt.max_delta, env.max_delta) and rebuilt.position_tolerance == 0.002
+    assert load_checkpoint(saved).fingerprint == loaded.fingerprint  # the file itself works too
+
+
+def test_checkpoint_for_another_robot_is_a_clear_error(tmp_path):
+    env = make_env("dobot_cr5", batch_size=2)
+    policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=(8,))
+    checkpoint = _checkpoint(env, policy)
+    checkpoint.save(tmp_path)
+    with pytest.raises(CheckpointMismatchError, match="trained for robot 'dobot_cr5'.*not 'panda'"):
+        load_checkpoint(tmp_path).check_chain(make_env("panda", batch_size=1).chain)
+
+
+def test_checkpoint_for_a_changed_urdf_is_a_clear_error(tmp_path):
+    env = make_env("dobot_cr5", batch_size=2)
+    policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=(8,))
+    _checkpoint(env, policy).save(tmp_path)
+    text = open(CR5_URDF).read()
+    origin = re.search(r'<origin xyz="([-0-9.e]+) ', text).group(0)
+    changed = ikrl.load_chain(text.replace(origin, '<origin xyz="0.05 ', 1))
+    changed.name = "dobot_cr5"
+    with pytest.raises(CheckpointMismatchError, match="kinematics of 'dobot_cr5' changed since training"):
+        load_checkpoint(tmp_path).check_chain(changed)
+
+
+def test_loading_what_is_not_a_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nowhere")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(CheckpointError, match="not a readable ikrl checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="no 'format' entry"):
+        load_checkpoint(tmp_path / "other.pt")
+    torch.save({"format": 99}, tmp_path / "future.pt")
+    with pytest.raises(CheckpointError, match="format 99"):
+        load_checkpoint(tmp_path / "future.pt")
