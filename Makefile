@@ -1,11 +1,11 @@
-# One entry point for setting up and running things. `make demo` and `make test` work on a
+# One entry point for setting up and running things. `make train` and `make test` work on a
 # fresh machine with only python3 (>= 3.11) and make: they create .venv and install into it.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup train demo test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,bench]"
 	touch $(STAMP)
+
+# The main job: train the flagship spec with its default budget, then evaluate it.
+train: setup
+	$(VENV)/bin/ikrl train dobot_cr5+weighted_pose+sincos
 
 demo: setup
 	$(VENV)/bin/ikrl demo
@@ -26,6 +30,7 @@ test-fast: setup
 
 bench: setup
 	$(PY) benchmarks/kinematics.py
+	$(PY) benchmarks/solve.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info

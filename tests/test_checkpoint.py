@@ -149,3 +149,31 @@ def test_loading_what_is_not_a_checkpoint_is_a_clear_error(tmp_path):
     torch.save({"format": 99}, tmp_path / "future.pt")
     with pytest.raises(CheckpointError, match="format 99"):
         load_checkpoint(tmp_path / "future.pt")
+
+
+def test_an_anchored_policy_does_not_move_an_arm_on_target():
+    torch.manual_seed(0)
+    policy = Policy(7, [0.1, 0.1, 0.2], hidden=(16, 16), goal_features=(2, 3, 4))
+    with torch.no_grad():
+        policy.net[-1].weight.normal_()  # not the small initial layer: any weights
+        policy.net[-1].bias.normal_()
+    observation = torch.randn(50, 7)
+    on_target = observation.clone()
+    on_target[:, 2:5] = 0.0
+    assert torch.equal(policy(on_target), torch.zeros(50, 3))
+    assert policy(observation).abs().min() > 0
+    rebuilt = Policy(**policy.config())
+    rebuilt.load_state_dict(policy.state_dict())
+    assert rebuilt.goal_features == (2, 3, 4) and torch.equal(rebuilt(observation), policy(observation))
+    with pytest.raises(BadParameterError, match="goal_features must be distinct column indices below 7"):
+        Policy(7, [0.1], goal_features=(7,))
+
+
+def test_training_anchors_the_policy_on_the_error_columns():
+    from ikrl.training.run import goal_features
+
+    env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=2)  # target (9), error (6), sincos
+    assert goal_features(env) == tuple(range(9, 15))
+    assert goal_features(make_env("dobot_cr5+raw+target", batch_size=2)) == ()
+    td = env.reset()
+    assert torch.equal(td["observation"][:, 9:15], td["error"])

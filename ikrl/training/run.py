@@ -57,7 +57,9 @@ def _algorithm(name: str):
         from ikrl.training.sac import SAC
 
         return SAC
-    raise BadParameterError(f"unknown algorithm {name!r}{closest(name, ALGORITHMS)}; choose one of {', '.join(ALGORITHMS)}")
+    guess = closest(name, ALGORITHMS)
+    hint = f". Did you mean {guess!r}?" if guess else ""
+    raise BadParameterError(f"unknown algorithm {name!r}{hint} Choose one of {', '.join(ALGORITHMS)}")
 
 
 #: Algorithms by name, with their default number of arms per environment batch.
@@ -67,7 +69,8 @@ ALGORITHMS = {"apg": 256, "sac": 256}
 @dataclass(frozen=True)
 class TrainConfig:
     """How to train. ``minutes`` and ``steps`` (environment transitions) bound the budget;
-    with neither, it is :data:`DEFAULT_MINUTES`. ``params`` are the algorithm's own
+    with neither, it is :data:`DEFAULT_MINUTES`. ``threads`` sets torch's CPU threads (default
+    1 on CPU, see :func:`train`). ``params`` are the algorithm's own
     hyperparameters (keyword arguments of its class, e.g. ``{"lr": 1e-3}`` for apg)."""
 
     algorithm: str = "apg"
@@ -171,21 +174,28 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+    elif torch.device(config.device).type == "cpu":
+        # Batches of a few hundred arms gain nothing from intra-op threads, and lose 4x or
+        # more when another process shares the cores (measured on 2 cores).
+        torch.set_num_threads(1)
     torch.manual_seed(config.seed)
     dtype = getattr(torch, config.dtype)
     env = make_env(spec, batch_size=config.arms, seed=config.seed, device=config.device, dtype=dtype, max_steps=config.max_steps)
     resolved = str(env.resolved_spec)
     algorithm_class = _algorithm(config.algorithm)
-    policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=config.hidden).to(config.device)
+    policy = Policy(
+        env.observation_spec["observation"].shape[-1], env.max_delta, hidden=config.hidden, goal_features=goal_features(env)
+    ).to(config.device)
+    _check_params(algorithm_class, config)
     algorithm = algorithm_class(env, policy, seed=config.seed, **config.params)
     steps, seconds, history = 0, 0.0, []
     if resume is not None:
         previous = load_checkpoint(resume)
+        previous.check_chain(env.chain)
         if previous.spec != resolved:
             raise CheckpointMismatchError(
                 f"cannot resume {previous.path}: it was trained on {previous.spec!r}, not {resolved!r}"
             )
-        previous.check_chain(env.chain)
         if previous.algorithm != config.algorithm:
             raise CheckpointMismatchError(
                 f"cannot resume {previous.path} with {config.algorithm!r}: it was trained with {previous.algorithm!r}"
@@ -256,6 +266,32 @@ def train(
     final.extra = {"algorithm": config.algorithm, "train_seconds": budget.seconds, "train_steps": budget.steps}
     final.to_json(run_dir / "eval.json")
     return RunResult(run_dir, saved, final.metrics(), budget.seconds, budget.steps)
+
+
+def goal_features(env) -> tuple[int, ...]:
+    """Observation columns of the ``error`` transform (zero exactly on target), for
+    :class:`~ikrl.policy.Policy`'s anchoring."""
+    columns, start = [], 0
+    for name, transform in env.transforms:
+        size = transform.size(env.chain)
+        if name.split("(")[0] == "error":
+            columns.extend(range(start, start + size))
+        start += size
+    return tuple(columns)
+
+
+def _check_params(algorithm_class, config: TrainConfig) -> None:
+    import inspect
+
+    accepted = [
+        name for name, p in inspect.signature(algorithm_class).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "seed"
+    ]  # fmt: skip
+    unknown = sorted(set(config.params) - set(accepted))
+    if unknown:
+        raise BadParameterError(
+            f"{config.algorithm} has no hyperparameter {', '.join(unknown)}; it accepts {', '.join(accepted)}"
+        )
 
 
 # ---------------------------------------------------------------------- logging

@@ -141,7 +141,8 @@ class SAC:
             default ``N`` (one step of every arm).
         updates_per_batch: gradient steps per :meth:`update`.
         init_random_frames: transitions collected with uniformly random actions before
-            the first gradient step (the first :meth:`update` collects them all).
+            the first gradient step, rounded up to whole collector batches (the first
+            :meth:`update` collects them all, so every update returns finite losses).
         hidden: hidden widths of the two Q networks.
         alpha_init: initial temperature.
         target_entropy: the entropy the temperature steers the actor's towards, in nats;
@@ -186,7 +187,9 @@ class SAC:
             "seed": int(seed), "lr": float(lr), "gamma": float(gamma), "tau": float(tau),
             "batch_size": int(batch_size), "buffer_size": int(buffer_size),
             "frames_per_batch": int(frames_per_batch), "updates_per_batch": int(updates_per_batch),
-            "init_random_frames": int(init_random_frames), "hidden": [int(h) for h in hidden],
+            # Whole collector batches: the collector would round up anyway, with a warning.
+            "init_random_frames": -(-int(init_random_frames) // frames_per_batch) * frames_per_batch,
+            "hidden": [int(h) for h in hidden],
             "alpha_init": float(alpha_init), "log_std_init": float(log_std_init),
         }  # fmt: skip
         max_delta = env.max_delta.to(device=self.device, dtype=torch.float32)

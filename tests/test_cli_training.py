@@ -1,0 +1,74 @@
+"""The training commands end to end, with tiny budgets: train, eval, render, ablate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ikrl.cli import app
+
+runner = CliRunner()
+SPEC = "dobot_cr5+weighted_pose+sincos"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("cli") / "run"
+    result = runner.invoke(
+        app, ["train", SPEC, "--steps", "1500", "--batch-size", "64", "--out", str(folder), "--eval-targets", "20", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "success within 5 mm, 2°" in result.output and "solutions per second" in result.output
+    assert f"run folder: {folder}" in " ".join(result.output.split())
+    return folder
+
+
+def test_train_writes_a_run_folder(run_dir):
+    assert (run_dir / "checkpoint.pt").is_file() and (run_dir / "curves.png").is_file()
+    assert json.loads((run_dir / "eval.json").read_text())["targets"] == 20
+
+
+def test_eval_with_a_swarm_writes_its_own_json(run_dir):
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "10", "--swarm", "2"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run_dir / "eval-swarm2.json").read_text())
+    assert record["targets"] == 10 and record["swarm"] == 2 and record["algorithm"] == "apg"
+    assert "10 (swarm 2)" in result.output
+
+
+def test_render_writes_a_gif_of_the_asked_size(run_dir, tmp_path):
+    out = tmp_path / "rollout.gif"
+    result = runner.invoke(app, ["render", str(run_dir), "--out", str(out), "--targets", "2", "--size", "96"])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.size == (96, 96) and image.n_frames > 10
+
+
+def test_errors_are_one_line(tmp_path):
+    result = runner.invoke(app, ["eval", str(tmp_path / "nothing")])
+    assert result.exit_code == 1 and "error: no checkpoint at" in result.output
+    result = runner.invoke(app, ["train", SPEC, "--algorithm", "sax", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "Did you mean 'sac'" in result.output
+    result = runner.invoke(app, ["train", SPEC, "--param", "lr", "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "NAME=VALUE" in result.output
+    result = runner.invoke(app, ["train", SPEC, "--param", "colour=1", "--steps", "10", "--out", str(tmp_path / "x"), "--no-progress"])
+    assert result.exit_code == 1 and "apg has no hyperparameter colour; it accepts lr," in " ".join(result.output.split())
+
+
+def test_ablate_runs_a_grid_and_resumes(tmp_path):
+    out = tmp_path / "grid"
+    args = ["ablate", "dobot_cr5+{weighted_pose,position}+sincos", "--seeds", "1", "--steps", "500",
+            "--backend", "serial", "--out", str(out), "--eval-targets", "10"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "ran 2, skipped 0 finished, failed 0" in result.output
+    table = (out / "summary.md").read_text()
+    assert "| `dobot_cr5+weighted_pose+sincos` | 1 |" in table and "| `dobot_cr5+position+sincos` | 1 |" in table
+    assert (out / "summary.png").is_file() and (out / "summary.csv").is_file()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "ran 0, skipped 2 finished" in again.output
+    dry = runner.invoke(app, ["ablate", "dobot_cr5+{geodesic,sparse}", "--seeds", "2", "--dry-run", "--out", str(out)])
+    assert dry.exit_code == 0 and len(dry.output.strip().splitlines()) == 4 and "->" in dry.output
