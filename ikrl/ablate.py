@@ -896,11 +896,27 @@ def summarize(out_dir: Path | str) -> Summary:
             SpecStats(
                 spec,
                 tuple(spec_seeds),
-                {k: statistics.fmean(v) for k, v in by_metric.items()},
-                {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in by_metric.items()},
+                {k: _mean(v) for k, v in by_metric.items()},
+                {k: _std(v) for k, v in by_metric.items()},
             )
         )
     return Summary(tuple(rows), tuple(metrics), tuple(unfinished))
+
+
+def _finite(values: list[float]) -> list[float]:
+    # A metric can be NaN in a cell (mean steps to success when nothing succeeded): it is
+    # left out of that metric's mean and std rather than making them NaN or crashing.
+    return [v for v in values if math.isfinite(v)]
+
+
+def _mean(values: list[float]) -> float:
+    finite = _finite(values)
+    return statistics.fmean(finite) if finite else math.nan
+
+
+def _std(values: list[float]) -> float:
+    finite = _finite(values)
+    return statistics.stdev(finite) if len(finite) > 1 else (0.0 if finite else math.nan)
 
 
 def plot(summary: Summary, path: Path | str) -> Path:

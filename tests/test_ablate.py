@@ -7,6 +7,7 @@ the summary can be checked against hand-computed means and standard deviations.
 
 from __future__ import annotations
 
+import math
 import csv
 import dataclasses
 import json
@@ -479,3 +480,12 @@ def test_summary_means_and_sample_stds_match_hand_numbers(tmp_path):
 def test_summarize_needs_a_grid_folder(tmp_path):
     with pytest.raises(IkrlError, match="has no grid.json"):
         summarize(tmp_path)
+
+
+def test_summary_leaves_nan_metrics_out_of_mean_and_std(tmp_path):
+    from ikrl.ablate import _mean, _std
+
+    assert _mean([1.0, math.nan, 3.0]) == 2.0
+    assert _std([1.0, math.nan, 3.0]) == pytest.approx(math.sqrt(2.0))
+    assert math.isnan(_mean([math.nan])) and math.isnan(_std([math.nan, math.nan]))
+    assert _std([5.0]) == 0.0

@@ -102,24 +102,26 @@ def test_state_dict_round_trip_through_torch_save(tmp_path):
         a.update()
     path = tmp_path / "sac.pt"
     torch.save(a.state_dict(), path)
-    state = torch.load(path, weights_only=True)
-
     b = make(seed=2)  # other initial weights, to be overwritten
-    b.load_state_dict(state)
-    for (name, p), q in zip(a.loss.state_dict().items(), b.loss.state_dict().values()):
-        assert torch.equal(p, q), name  # policy, log-std head, critics, targets, log_alpha
-    for p, q in zip(a.policy.parameters(), b.policy.parameters()):
-        assert torch.equal(p, q)
-    assert (b.frames, b.updates) == (a.frames, a.updates)
+    b.load_state_dict(torch.load(path, weights_only=True))
+    c = make(seed=2)
+    c.load_state_dict(a.state_dict())  # in memory: must not share tensors with a
+    for other in (b, c):
+        for (name, p), q in zip(a.loss.state_dict().items(), other.loss.state_dict().values()):
+            assert torch.equal(p, q), name  # policy, log-std head, critics, targets, log_alpha
+        for p, q in zip(a.policy.parameters(), other.policy.parameters()):
+            assert torch.equal(p, q)
+        assert (other.frames, other.updates) == (a.frames, a.updates)
 
-    # The optimizers' moments came along: one gradient step on the same batch lands both
-    # on the same weights (a fresh Adam would take a different first step).
+    # The optimizers' moments came along: one gradient step on the same batch lands all
+    # on the same weights (a fresh Adam, or a shared one, would step differently).
     batch = a.buffer.sample()
-    for sac in (a, b):
-        torch.manual_seed(0)  # the same reparametrisation noise for both
+    for sac in (a, b, c):
+        torch.manual_seed(0)  # the same reparametrisation noise for all
         sac._gradient_step(batch.clone())
-    for p, q in zip(a.loss.parameters(), b.loss.parameters()):
-        assert torch.equal(p, q)
+    for other in (b, c):
+        for p, q in zip(a.loss.parameters(), other.loss.parameters()):
+            assert torch.equal(p, q)
 
 
 def test_collector_resets_finished_arms_only():
