@@ -881,7 +881,7 @@ def summarize(out_dir: Path | str) -> Summary:
         numbers = {
             k: float(v)
             for k, v in evaluation.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _NOT_METRICS
         }
         if seconds is not None:
             numbers[TRAIN_SECONDS] = float(seconds)
@@ -901,6 +901,10 @@ def summarize(out_dir: Path | str) -> Summary:
             )
         )
     return Summary(tuple(rows), tuple(metrics), tuple(unfinished))
+
+
+#: Numbers in eval.json that describe the protocol, not the result.
+_NOT_METRICS = frozenset({"seed", "targets", "swarm", "steps"})
 
 
 def _finite(values: list[float]) -> list[float]:

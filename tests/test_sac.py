@@ -4,15 +4,14 @@ wired to IKEnv, the policy as the actor's mean, state round trips, and (slow) le
 from __future__ import annotations
 
 import math
-import time
 
 import pytest
 import torch
 from torchrl.collectors import Collector
-from torchrl.envs.utils import step_mdp
 
 import ikrl
 from ikrl.errors import BadParameterError
+from ikrl.evaluate import evaluate_policy
 from ikrl.policy import Policy
 from ikrl.training.sac import SAC
 
@@ -148,25 +147,22 @@ def test_rejects_frames_that_are_not_whole_steps():
         make(frames_per_batch=20)
 
 
-def _final_position_error(policy: Policy, n: int = 256, seed: int = 12345) -> float:
-    env = ikrl.make_env(SPEC, batch_size=n, seed=seed)
-    td = env.reset()
-    with torch.no_grad():
-        for _ in range(env.max_steps):
-            td["action"] = policy(td["observation"])
-            td = step_mdp(env.step(td))
-    return float(td["position_error"].mean())
+def _mean_final_position_error(policy: Policy) -> float:
+    """Held-out protocol (ikrl.evaluate): 256 uniform targets and starts, 100 steps."""
+    env = ikrl.make_env(SPEC, batch_size=256, seed=1)
+    return float(evaluate_policy(env, policy, targets=256).position_error.mean())
 
 
 @pytest.mark.slow
 def test_a_minute_of_training_brings_the_tip_closer():
+    """About a minute on one thread (1500 gradient steps on 384k transitions). Measured with
+    these seeds: 0.80 m before, about 0.6 m after (and 0.55 m after 150 s)."""
     env = ikrl.make_env(SPEC, batch_size=256, seed=0)
     torch.manual_seed(0)
     policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta)
-    before = _final_position_error(policy)
+    before = _mean_final_position_error(policy)
     sac = SAC(env, policy, seed=0)
-    start = time.monotonic()
-    while time.monotonic() - start < 60:
+    for _ in range(1500):
         sac.update()
-    after = _final_position_error(policy)
+    after = _mean_final_position_error(policy)
     assert after < 0.85 * before, (before, after)

@@ -31,8 +31,9 @@ warm-up actions, exploration noise, replay sampling, the loss's reparametrised s
 is taken, from SAC's own random stream, seeded by ``seed``, carried in
 :meth:`SAC.state_dict` and kept apart from the global one (the global generator is saved
 and restored around each call). The environment draws targets from its own generator,
-seeded when it is made. So on a CPU, the same environment seed and the same SAC seed give
-the same training, bit for bit. The replay buffer and the arms' current episodes are not
+seeded when it is made. So on a CPU (with the same number of threads), the same
+environment seed and the same SAC seed give the same training, bit for bit. On a GPU the
+CUDA generator is torch's global one and kernels may be nondeterministic. The replay buffer and the arms' current episodes are not
 part of the state dict (they are data, not state: a million transitions), so a run
 resumed from a state dict refills its buffer, with random actions first, and does not
 repeat the uninterrupted run exactly.
@@ -46,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tensordict import TensorDictBase
+from tensordict import TensorDict, TensorDictBase
 from tensordict.nn import TensorDictModule
 from torch import Tensor, nn
 from torchrl.collectors import Collector
@@ -260,6 +261,8 @@ class SAC:
             init_random_frames=self.config["init_random_frames"],
             exploration_type=ExplorationType.RANDOM,
             reset_when_done=True,
+            policy_device=self.device,
+            env_device=self.env.device,
             storing_device=self.device,
             auto_register_policy_transforms=False,
         )
@@ -361,8 +364,6 @@ class SAC:
 
     def deterministic_action(self, observation: Tensor) -> Tensor:
         """The actor's deterministic action (TanhNormal's mode through the squash)."""
-        from tensordict import TensorDict
-
         td = TensorDict({"observation": observation}, batch_size=observation.shape[:-1])
         with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
             return self.actor(td)["action"]
