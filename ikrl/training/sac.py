@@ -10,7 +10,8 @@ ordinary reinforcement learning and to compare against. Everything comes from To
   ``[-max_delta, max_delta]``. TanhNormal's deterministic sample is
   ``(high + low) / 2 + (high - low) / 2 * tanh(loc) = max_delta * tanh(loc)``, which is
   exactly ``policy(observation)``: the trained :class:`~ikrl.policy.Policy` *is* the
-  deterministic SAC actor, and is what checkpoints save and evaluations run;
+  deterministic SAC actor, and is what checkpoints save and evaluations run (anchored
+  policies included: the location is whatever ``pre_tanh`` returns);
 * two Q networks (:class:`~torchrl.modules.ValueOperator`) on ``[observation, action /
   max_delta]``, with target copies kept by :class:`~torchrl.objectives.SoftUpdate`;
 * :class:`~torchrl.objectives.SACLoss` (SAC v2: no separate state-value network) with a
@@ -63,7 +64,8 @@ from ikrl.policy import Policy
 __all__ = ["LOG_STD_MAX", "LOG_STD_MIN", "SAC"]
 
 #: Bounds of the actor's log standard deviation, in the pre-tanh space: ``exp(-5) = 0.0067``
-#: (a thousandth of ``max_delta`` near zero) to ``exp(1) = 2.7`` (near-uniform over the box).
+#: (under 1 % of ``max_delta`` around a zero action) to ``exp(1) = 2.7`` (spread over the
+#: whole box).
 LOG_STD_MIN = -5.0
 LOG_STD_MAX = 1.0
 
@@ -163,7 +165,12 @@ class SAC:
     so one gradient step per collection, a learning rate of ``1e-3`` and targets that
     follow at ``tau = 0.01``. The temperature starts at ``0.01``: with ``0.1`` the entropy
     bonus (``alpha * -log p``, about 1 per step) was as large as the reward itself and the
-    policy stayed near-random for the first minutes.
+    policy stayed near-random for the first minutes. Measured there (150 s, about 5000
+    gradient steps on 1.3 million transitions): the deterministic policy's mean final
+    position error on 256 held-out targets fell from 0.80 m to 0.55 m, rotation from
+    2.2 rad to 1.1 rad, with no success within (5 mm, 2 degrees): SAC is a baseline here,
+    not a solver. Other learning rates, discounts (0.5 to 0.95), batch sizes and gradient
+    steps per collection all ended between 0.49 and 0.57 m.
     """
 
     name = "sac"
@@ -190,8 +197,12 @@ class SAC:
     ) -> None:
         n = int(env.batch_size[0])
         frames_per_batch = n if frames_per_batch is None else frames_per_batch
-        _check(n, policy, env, lr, gamma, tau, batch_size, buffer_size, frames_per_batch,
-               updates_per_batch, init_random_frames, hidden, alpha_init)  # fmt: skip
+        _check(n, policy, env, {
+            "lr": lr, "gamma": gamma, "tau": tau, "batch_size": batch_size, "buffer_size": buffer_size,
+            "frames_per_batch": frames_per_batch, "updates_per_batch": updates_per_batch,
+            "init_random_frames": init_random_frames, "hidden": hidden, "alpha_init": alpha_init,
+            "target_entropy": target_entropy, "log_std_init": log_std_init,
+        })  # fmt: skip
         self.env = env
         self.policy = policy
         self.device = torch.device(device) if device is not None else env.device
@@ -225,7 +236,9 @@ class SAC:
         self.updates = 0
         self.progress = 0.0
 
-    def _build(self, policy, max_delta, hidden, alpha_init, target_entropy, log_std_init, gamma, tau, lr) -> None:
+    def _build(
+        self, policy, max_delta, hidden, alpha_init, target_entropy, log_std_init, gamma, tau, lr
+    ) -> None:
         policy.to(self.device)
         self.loc_scale = _LocScale(policy, log_std_init=log_std_init).to(self.device)
         self.actor = ProbabilisticActor(
@@ -369,35 +382,55 @@ class SAC:
             return self.actor(td)["action"]
 
 
-def _check(n, policy, env, lr, gamma, tau, batch_size, buffer_size, frames_per_batch, updates_per_batch,
-           init_random_frames, hidden, alpha_init) -> None:  # fmt: skip
+def _check(n, policy, env, options) -> None:
     if not isinstance(policy, Policy):
-        raise BadParameterError(f"SAC trains an ikrl.policy.Policy; got {type(policy).__name__}")
+        raise BadParameterError(f"sac trains an ikrl.policy.Policy; got {type(policy).__name__}")
     observation_size = env.observation_spec["observation"].shape[-1]
     if policy.observation_size != observation_size or policy.dof != env.action_spec.shape[-1]:
         raise BadParameterError(
-            f"the policy takes {policy.observation_size} observations and gives {policy.dof} actions; "
+            f"sac: the policy takes {policy.observation_size} observations and gives {policy.dof} actions; "
             f"the environment has {observation_size} and {env.action_spec.shape[-1]}"
         )
-    positive = {"lr": lr, "batch_size": batch_size, "buffer_size": buffer_size, "alpha_init": alpha_init}
-    for name, value in positive.items():
-        if not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and math.isfinite(value)):
-            raise BadParameterError(f"SAC: {name} must be a positive number; got {value!r}")
-    for name, value in (("gamma", gamma), ("tau", tau)):
-        if not (isinstance(value, int | float) and 0 < value <= 1):
-            raise BadParameterError(f"SAC: {name} must be in (0, 1]; got {value!r}")
-    if not (isinstance(frames_per_batch, int) and frames_per_batch >= n and frames_per_batch % n == 0):
+
+    def number(value) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+    def integer(value) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    for name in ("lr", "alpha_init"):
+        if not (number(options[name]) and options[name] > 0):
+            raise BadParameterError(f"sac: {name} must be a positive number; got {options[name]!r}")
+    for name in ("gamma", "tau"):
+        if not (number(options[name]) and 0 < options[name] <= 1):
+            raise BadParameterError(f"sac: {name} must be in (0, 1]; got {options[name]!r}")
+    for name in ("batch_size", "buffer_size"):
+        if not (integer(options[name]) and options[name] > 0):
+            raise BadParameterError(f"sac: {name} must be a positive int; got {options[name]!r}")
+    for name in ("updates_per_batch", "init_random_frames"):
+        if not (integer(options[name]) and options[name] >= 0):
+            raise BadParameterError(f"sac: {name} must be an int >= 0; got {options[name]!r}")
+    frames = options["frames_per_batch"]
+    if not (integer(frames) and frames >= n and frames % n == 0):
         raise BadParameterError(
-            f"SAC: frames_per_batch must be a positive multiple of the environment's batch size {n} "
-            f"(whole steps of all arms); got {frames_per_batch!r}"
+            f"sac: frames_per_batch must be a positive multiple of the environment's batch size {n} "
+            f"(whole steps of all arms); got {frames!r}"
         )
-    for name, value in (("updates_per_batch", updates_per_batch), ("init_random_frames", init_random_frames)):
-        if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            raise BadParameterError(f"SAC: {name} must be an int >= 0; got {value!r}")
-    if not (len(tuple(hidden)) > 0 and all(isinstance(h, int) and h > 0 for h in hidden)):
-        raise BadParameterError(f"SAC: hidden must be one or more positive layer widths; got {hidden!r}")
-    if buffer_size < max(batch_size, frames_per_batch):
+    hidden = options["hidden"]
+    if not (len(tuple(hidden)) > 0 and all(integer(h) and h > 0 for h in hidden)):
+        raise BadParameterError(f"sac: hidden must be one or more positive layer widths; got {hidden!r}")
+    if options["target_entropy"] is not None and not number(options["target_entropy"]):
         raise BadParameterError(
-            f"SAC: buffer_size ({buffer_size}) must hold at least one batch ({batch_size}) and one collection "
-            f"({frames_per_batch})"
+            f"sac: target_entropy must be a finite number or None; got {options['target_entropy']!r}"
+        )
+    if not (number(options["log_std_init"]) and LOG_STD_MIN < options["log_std_init"] < LOG_STD_MAX):
+        raise BadParameterError(
+            f"sac: log_std_init must lie strictly between {LOG_STD_MIN} and {LOG_STD_MAX}; got {options['log_std_init']!r}"
+        )
+    warmup = -(-options["init_random_frames"] // frames) * frames
+    needed = max(options["batch_size"], frames, warmup)
+    if options["buffer_size"] < needed:
+        raise BadParameterError(
+            f"sac: buffer_size ({options['buffer_size']}) must hold a batch ({options['batch_size']}), a collection "
+            f"({frames}) and the random warm-up ({warmup}); give at least {needed}"
         )
