@@ -59,6 +59,7 @@ __all__ = [
     "plan",
     "plot",
     "run_grid",
+    "spec_slug",
     "summarize",
 ]
 
@@ -286,6 +287,11 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+=-]+")
 _SLUG_LENGTH = 80
 
 
+def spec_slug(spec: str) -> str:
+    """A spec as a safe folder name (see :attr:`Cell.folder`); ``ikrl train`` uses it too."""
+    return _UNSAFE.sub("-", spec)[:_SLUG_LENGTH].strip("-.") or "spec"
+
+
 @dataclass(frozen=True)
 class Cell:
     """One training run of the grid: a canonical spec and a seed."""
@@ -303,7 +309,7 @@ class Cell:
         the spec) keeps two specs apart when their slugs collide (cut, or differing only in
         punctuation or case). All seeds of one spec share the hash.
         """
-        slug = _UNSAFE.sub("-", self.spec)[:_SLUG_LENGTH].strip("-.") or "spec"
+        slug = spec_slug(self.spec)
         digest = hashlib.sha256(self.spec.encode()).hexdigest()[:8]
         return f"{slug}-seed{self.seed}-{digest}"
 

@@ -221,6 +221,7 @@ def train(
 
     The run folder gets checkpoint.pt, config.json, metrics.csv, curves.png, eval.json and logs/.
     """
+    from ikrl.ablate import spec_slug
     from ikrl.training.run import TrainConfig
     from ikrl.training.run import train as run_training
 
@@ -229,7 +230,7 @@ def train(
             algorithm=algorithm, minutes=minutes, steps=steps, batch_size=batch_size, seed=seed,
             device=device, eval_targets=eval_targets, threads=threads, params=_params(param or []),
         )  # fmt: skip
-        folder = out or Path("runs") / f"{_slug(spec)}-{algorithm}-seed{seed}"
+        folder = out or Path("runs") / f"{spec_slug(spec)}-{algorithm}-seed{seed}"
         console.print(f"training {spec} with {algorithm} into {folder}", highlight=False)
         result = run_training(spec, config, folder, resume=resume, progress=progress, logger=logger)
         evaluation = json.loads((result.run_dir / "eval.json").read_text())
@@ -237,12 +238,6 @@ def train(
         raise _fail(error) from None
     _print_evaluation(evaluation, title=f"{evaluation['spec']} ({algorithm}, {result.train_seconds / 60:.1f} min, {result.steps:,} steps)")
     console.print(f"run folder: {result.run_dir} (checkpoint.pt, curves.png, eval.json)", highlight=False)
-
-
-def _slug(spec: str) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.+=-]+", "-", spec)[:80]
 
 
 def _print_evaluation(record: dict, *, title: str) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from ikrl.components import check_number
 from ikrl.errors import BadParameterError
 from ikrl.policy import Policy
 
@@ -71,8 +72,7 @@ class APG:
         curriculum_noise: tuple[float, float] = (0.2, 1.5),
     ) -> None:
         for name, value in (("lr", lr), ("grad_clip", grad_clip)):
-            if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-                raise BadParameterError(f"apg: {name} must be a positive number; got {value!r}")
+            check_number("apg", name, value, accepted="a positive number", low=0, low_open=True)
         if not (isinstance(horizon, int) and horizon >= 1):
             raise BadParameterError(f"apg: horizon must be an int >= 1; got {horizon!r}")
         if not (0 < gamma <= 1 and 0 < final_lr <= 1 and 0 <= curriculum_end <= 1):
@@ -173,7 +173,7 @@ class APG:
         truncated = td["truncated"].squeeze(-1)
         if bool(truncated.any()):
             self._state = self._reset(truncated)
-        noise, share = self.curriculum()
+        _, share = self.curriculum()
         return {
             "transitions": self.horizon * self.env.batch_size[0],
             "reward": float(objective.detach()),

@@ -25,15 +25,16 @@ import dataclasses
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from ikrl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
 from ikrl.errors import BadParameterError, CheckpointMismatchError, closest
-from ikrl.evaluate import Evaluation, evaluate, evaluate_policy
+from ikrl.evaluate import evaluate, evaluate_policy
 from ikrl.policy import Policy
 
 __all__ = ["ALGORITHMS", "DEFAULT_MINUTES", "RunResult", "TrainConfig", "train"]
@@ -261,7 +262,6 @@ def train(
             validate(last)
     saved = checkpoint().save(run_dir)
     plot_curves(history, run_dir / "curves.png", title=f"{resolved} ({config.algorithm})")
-    log.close()
     final = evaluate(load_checkpoint(saved), targets=config.eval_targets, device=config.device)
     final.extra = {"algorithm": config.algorithm, "train_seconds": budget.seconds, "train_steps": budget.steps}
     final.to_json(run_dir / "eval.json")
@@ -329,9 +329,6 @@ class _Logger:
             for key, value in row.items():
                 if key != "steps" and isinstance(value, (int, float)) and math.isfinite(value):
                     self.torchrl.log_scalar(key, float(value), step=int(row["steps"]))
-
-    def close(self) -> None:
-        pass
 
 
 class _progress_bar:
