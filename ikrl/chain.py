@@ -123,6 +123,7 @@ class Chain:
         self._revolute = cast["revolute"]  # [n]: 1 for revolute/continuous, 0 for prismatic
         self._n = self._mimic_matrix.shape[0]
         self._has_prismatic = bool((exact["revolute"] == 0).any())
+        self._has_continuous = bool(exact["continuous"].any())
         self._identity_mimic = self._n == self.dof and bool(
             torch.equal(exact["mimic_matrix"], torch.eye(self.dof, dtype=torch.float64))
             and not exact["mimic_offset"].any()
@@ -191,6 +192,8 @@ class Chain:
         wrapped into ``[-pi, pi)``. Differentiable (gradient 1 inside the limits)."""
         self._flatten(q)  # checks width, dtype and device
         clamped = torch.clamp(q, min=self.lower, max=self.upper)  # continuous limits are +-inf
+        if not self._has_continuous:
+            return clamped
         return torch.where(self.continuous, wrap_angle(q), clamped)
 
     def random_joints(self, n: int, generator: torch.Generator) -> Tensor:

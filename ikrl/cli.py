@@ -351,3 +351,91 @@ def render(
         for p, r in zip(final["position_error"].squeeze(-1).tolist(), final["rotation_error"].squeeze(-1).tolist(), strict=True)
     )
     console.print(f"written: {path} ({len(history)} steps; final errors {errors})", highlight=False)
+
+
+# ---------------------------------------------------------------------- solving
+
+
+def _robot_chain(robot: str, base: str | None, tip: str | None):
+    """A chain from an installed robot's name (with spec parameters, e.g. ``panda``) or a URDF file."""
+    import ikrl
+    from ikrl.errors import SpecError
+    from ikrl.registry import default_registry
+    from ikrl.spec import EnvSpec
+
+    if robot.endswith(".urdf") or Path(robot).is_file():
+        return ikrl.load_chain(Path(robot), base=base, tip=tip)
+    if base is not None or tip is not None:
+        raise SpecError(f"--base and --tip go with a URDF file; for the installed robot {robot!r} write e.g. {robot}(tip=LINK)")
+    spec = EnvSpec.parse(robot)
+    if spec.parts:
+        raise SpecError(f"ikrl solve takes a robot, not a whole spec: {robot!r} names {', '.join(p.name for p in spec.parts)} too")
+    component = default_registry().robot(spec.robot.name)
+    component.check_parameters(spec.robot.kwargs)
+    return component.build(spec.robot.kwargs)
+
+
+@app.command()
+def solve(
+    robot: Annotated[str, typer.Argument(help="An installed robot (e.g. dobot_cr5, panda; see `ikrl list`) or a URDF file.")],
+    targets: Annotated[Path | None, typer.Option(help="Target poses: .npy or .csv, rows of 16 (4x4 row-major) or 7 (x y z qw qx qy qz).")] = None,
+    random: Annotated[int | None, typer.Option(min=1, help="Instead of --targets: N reachable targets (poses of uniform joint values).")] = None,
+    checkpoint: Annotated[Path | None, typer.Option(help="A trained run folder or checkpoint for this robot: its rollout warm-starts the solver.")] = None,
+    policy_steps: Annotated[int | None, typer.Option(min=1, help="Steps of the warm-start rollout (default: the checkpoint's max_steps).")] = None,
+    out: Annotated[Path, typer.Option(help="Where to write the solutions: .csv, .npz or .npy (joint values only).")] = Path("solutions.csv"),
+    tol_pos: Annotated[float, typer.Option(min=0, help="Position tolerance in metres.")] = 1e-3,
+    tol_rot: Annotated[float, typer.Option(min=0, help="Rotation tolerance in degrees.")] = 1.0,
+    max_iters: Annotated[int, typer.Option(min=1, help="Iterations per candidate start.")] = 15,
+    restarts: Annotated[int, typer.Option(min=0, help="Further candidate starts per unsolved target.")] = 60,
+    seed: Annotated[int, typer.Option(help="Seed of --random targets and of the solver's own draws.")] = 0,
+    float64: Annotated[bool, typer.Option("--float64", help="Solve in float64 instead of float32.")] = False,
+    base: Annotated[str | None, typer.Option(help="Base link, for a URDF file (default: its root).")] = None,
+    tip: Annotated[str | None, typer.Option(help="Tip link, for a URDF file (default: its only leaf).")] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's).")] = None,
+) -> None:
+    """Joint values that put ROBOT's tip on each target pose, within its joint limits.
+
+    Writes one solution per target (failures too, flagged) and prints a summary.
+    """
+    import math as _math
+
+    from ikrl.solver import solve as run_solver
+    from ikrl.targets import load_targets, random_targets, write_solutions
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if (targets is None) == (random is None):
+        raise _fail("give exactly one of --targets FILE and --random N")
+    try:
+        chain = _robot_chain(robot, base, tip).to(dtype=torch.float64 if float64 else torch.float32)
+        if targets is not None:
+            poses = load_targets(targets)
+            source = str(targets)
+        else:
+            _, poses = random_targets(chain.to(dtype=torch.float64), random, seed)
+            source = f"{random:,} random reachable targets (seed {seed})"
+        start = time.perf_counter()
+        result = run_solver(
+            chain, poses.to(chain.dtype), policy=checkpoint, policy_steps=policy_steps, tol_pos=tol_pos,
+            tol_rot=_math.radians(tol_rot), max_iters=max_iters, restarts=restarts, seed=seed,
+        )  # fmt: skip
+        seconds = time.perf_counter() - start
+        path = write_solutions(out, chain, result)
+    except IkrlError as error:
+        raise _fail(error) from None
+    n = len(result.success)
+    within = bool(((result.q >= chain.lower) & (result.q <= chain.upper)).all())
+    table = Table(title=f"{chain.name}: {source}", show_header=False)
+    table.add_row("solved", f"{int(result.success.sum()):,} of {n:,} ({100 * result.success_rate:.1f} %) within {tol_pos * 1e3:g} mm, {tol_rot:g}°")
+    table.add_row("all within joint limits", "yes" if within else "NO")
+    position, rotation = result.position_error.double(), result.rotation_error.double()
+    table.add_row("position error, median / max", f"{1e3 * float(position.median()):.4f} / {1e3 * float(position.max()):.4f} mm")
+    table.add_row("rotation error, median / max", f"{_math.degrees(float(rotation.median())):.4f} / {_math.degrees(float(rotation.max())):.4f} °")
+    table.add_row("iterations per target, mean / max", f"{float(result.iterations.double().mean()):.1f} / {int(result.iterations.max())}")
+    table.add_row("candidate starts per target, mean", f"{float(result.attempts.double().mean()):.2f}")
+    table.add_row("warm start", f"policy of {checkpoint}" if checkpoint else "none (seed table and restarts)")
+    table.add_row("time", f"{seconds * 1e3:,.0f} ms ({n / seconds:,.0f} solutions/s, {str(chain.dtype).removeprefix('torch.')})")
+    console.print(table)
+    console.print(f"written: {path}", highlight=False)
+    if not bool(result.success.all()):
+        console.print(f"[yellow]{n - int(result.success.sum())} target(s) not solved[/] (flagged in the output)", highlight=False)

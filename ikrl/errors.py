@@ -24,6 +24,7 @@ __all__ = [
     "ShapeError",
     "SpecError",
     "SpecSyntaxError",
+    "TargetsFileError",
     "UnknownLinkError",
     "UnknownNameError",
     "UnsupportedJointError",
@@ -122,6 +123,10 @@ class CheckpointMismatchError(CheckpointError):
 
 class GridError(IkrlError, ValueError):
     """An ablation grid cannot run as asked: its folder, configuration or backend."""
+
+
+class TargetsFileError(IkrlError, ValueError):
+    """A file of target poses (or of solutions to write) is missing, unreadable or malformed."""
 
 
 class MissingDependencyError(IkrlError, ImportError):

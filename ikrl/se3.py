@@ -35,6 +35,7 @@ __all__ = [
     "hat",
     "matrix_to_quaternion",
     "pose_errors",
+    "quaternion_to_matrix",
     "rpy_to_matrix",
     "se3_compose",
     "se3_exp",
@@ -194,6 +195,25 @@ def matrix_to_quaternion(r: Tensor) -> Tensor:
     q = torch.gather(candidates, -2, best[..., None].expand(*best.shape, 4)).squeeze(-2)
     q = q / q.norm(dim=-1, keepdim=True)
     return torch.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_to_matrix(q: Tensor) -> Tensor:
+    """Rotation matrix of a quaternion ``(w, x, y, z)``, ``[..., 4] -> [..., 3, 3]``.
+
+    The quaternion is normalised first; ``q`` and ``-q`` give the same rotation. A zero
+    quaternion names no rotation and gives NaN: code reading user input checks the norm
+    first (:mod:`ikrl.targets` does).
+    """
+    _check_trailing(q, (4,), "q")
+    w, x, y, z = (q / torch.linalg.vector_norm(q, dim=-1, keepdim=True)).unbind(-1)
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 def _quaternion_to_rotation_vector(q: Tensor) -> Tensor:

@@ -1,40 +1,57 @@
-"""Batched inverse kinematics: damped least squares with adaptive damping and restarts.
+"""Batched inverse kinematics: damped least squares over a pool of candidate starts.
 
 :func:`solve` finds joint values that put the tip on each of many target poses at once.
-Each iteration takes a Levenberg step on the pose error, using the analytic Jacobian
-(:meth:`Chain.forward_kinematics_and_jacobian`, one pass per iteration):
 
-* the error is the tip-to-target position difference and rotation vector, both in the
-  base frame, matching the rows of :meth:`Chain.jacobian`;
-* the step solves ``(J^T J + lambda I) dq = J^T e`` per target; the small ``dof x dof``
-  system is solved in float64 with a Cholesky factorisation, so float32 chains do not
-  fail at singular configurations (``lambda > 0`` keeps it positive definite);
-* ``lambda`` adapts per target: it shrinks after a step that lowers the error and grows
-  after one that does not, which is then undone;
-* joint values are moved into their limits after every step (:meth:`Chain.into_limits`:
-  bounded joints clamped, continuous joints wrapped), so limits hold throughout;
-* an attempt ends after ``max_iters`` iterations, or earlier once the error stops falling
-  (typically a local minimum at a singular configuration, where ``J^T e`` vanishes);
-  unsolved targets restart with several candidates at once (in one batch), half from a
-  random kick of their best point so far and half from fresh uniform joint values, and
-  only those keep iterating.
+**The step.** Each iteration takes a Levenberg step on the pose error with the analytic
+Jacobian (:meth:`Chain.forward_kinematics_and_jacobian`, one pass per iteration):
 
-Success is judged with :func:`ikrl.se3.pose_errors`, the definition the environment uses.
+* the error is the tip-to-target position difference and the rotation vector of
+  ``R_target R_tip^T``, both in the base frame, matching the rows of :meth:`Chain.jacobian`;
+* the step solves the damped normal equations in float64 with a Cholesky factorisation, in
+  joint space (``(J^T J + lambda I) dq = J^T e``) or, for arms with more than six joints, in
+  task space (``dq = J^T (J J^T + lambda I)^-1 e``, the same step, a smaller system). So
+  float32 chains do not fail at singular configurations: ``lambda > 0`` keeps it positive
+  definite;
+* ``lambda`` adapts per row: it shrinks after a step that lowers the error and grows after
+  one that does not, which is then undone;
+* joints at a limit that the step would push past it are held (their columns dropped and
+  the step solved again), and every step is moved into the limits
+  (:meth:`Chain.into_limits`: bounded joints clamped, continuous joints wrapped), so limits
+  hold throughout, not only at the end.
+
+**The pool.** Every target has a queue of candidate starts: the given ``starts`` (or a
+trained policy's rollout), then the nearest entries of a *seed table* (joint values drawn
+uniformly within the limits, indexed by the pose they reach), then random restarts (half a
+kick of the target's best point so far, half fresh uniform joint values). A fixed-width
+batch of rows iterates together; a row ends when its target is solved, when it stalls (a
+local minimum, typically at a limit or a singular configuration) or after ``max_iters``
+iterations, and its slot is handed to the next candidate of a target still unsolved. When
+fewer targets remain than slots, each gets several candidates at once; once a target is
+solved, its other candidates stop. So every iteration does useful work on a full batch,
+and a hard target is retried in parallel rather than in a long sequential tail.
+
+Success is judged at the end with :func:`ikrl.se3.pose_errors`, the definition the
+environment and the evaluation use: a result flagged a success is one.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ikrl.chain import Chain
-from ikrl.errors import ShapeError
-from ikrl.se3 import error_and_distances, pose_errors
+from ikrl.errors import BadParameterError, ShapeError
+from ikrl.se3 import pose_errors
 
-__all__ = ["SolveResult", "solve"]
+if TYPE_CHECKING:
+    from ikrl.checkpoint import Checkpoint
+
+__all__ = ["SolveResult", "policy_starts", "solve"]
 
 _SEED_SALT = 0x1C5D_2B8E_9F41
 _LAMBDA_START = 1e-2
@@ -42,11 +59,22 @@ _LAMBDA_MIN = 1e-9
 _LAMBDA_MAX = 1e6
 _SHRINK = 0.3
 _GROW = 5.0
-#: An attempt ends after this many iterations without a 1% drop in the squared error.
-_PATIENCE = 6
+#: A row ends after this many iterations without a 1% drop in its squared error.
+_PATIENCE = 4
 _PROGRESS = 0.99
-#: Standard deviation (radians or metres) of the kick that restarts a stuck row near its best point.
+#: Standard deviation (radians or metres) of the kick that restarts near a target's best point.
 _KICK = 0.3
+#: Radians from a limit within which a joint that turns almost a full circle is turned over.
+_NEAR_LIMIT = 0.05
+#: Seed-table neighbours tried per target before random restarts take over.
+_NEIGHBOURS = 4
+#: Metres per unit of rotation-matrix difference when the seed table ranks poses.
+_ROTATION_LENGTH = 0.2
+#: Rows wanted in flight while few targets are left: each of them gets several candidates
+#: at once (on a CPU, an iteration over a few hundred rows costs little more than over one).
+_MIN_WIDTH = 256
+#: Rows are regrouped once this fraction (1/_REGROUP) of them has finished.
+_REGROUP = 8
 
 
 @dataclass(frozen=True)
@@ -57,7 +85,8 @@ class SolveResult:
     success: Tensor  #: [N] bool: within both tolerances
     position_error: Tensor  #: [N] metres
     rotation_error: Tensor  #: [N] radians
-    iterations: Tensor  #: [N] int64: iterations used, restarts included
+    iterations: Tensor  #: [N] int64: iterations used, summed over every candidate tried
+    attempts: Tensor  #: [N] int64: candidate starts tried
 
     @property
     def success_rate(self) -> float:
@@ -69,144 +98,332 @@ def solve(
     targets: Tensor,
     *,
     starts: Tensor | None = None,
+    policy: Checkpoint | str | Path | None = None,
+    policy_steps: int | None = None,
     tol_pos: float = 1e-3,
     tol_rot: float = math.radians(1.0),
-    max_iters: int = 60,
-    restarts: int = 5,
-    candidates: int = 8,
+    max_iters: int = 15,
+    restarts: int = 60,
+    seeds: int = 2048,
     seed: int = 0,
 ) -> SolveResult:
     """Joint values that reach ``targets`` (``[N, 4, 4]`` poses of the tip in the base frame).
 
-    ``starts`` (``[N, dof]``) are the initial joint values; by default, and for every
-    restart, they are drawn uniformly within the limits from the solver's own random
-    stream, derived from ``seed``. A target counts as solved when its position error is under ``tol_pos``
-    (metres) and its rotation error under ``tol_rot`` (radians); each attempt has
-    ``max_iters`` iterations, and unsolved targets get up to ``restarts`` more rounds of
-    ``candidates`` parallel attempts each. ``iterations`` counts every candidate's.
-    The best joint values found are returned for unsolved targets too, flagged as failures.
+    Args:
+        starts: ``[N, dof]`` first candidate of each target (moved into the limits).
+        policy: a trained ikrl checkpoint (a :class:`~ikrl.checkpoint.Checkpoint`, its file or
+            its run folder) for this robot: its rollout from each target's first candidate
+            gives the start the solver refines (:func:`policy_starts`).
+        policy_steps: steps of that rollout (default: the environment's ``max_steps``).
+        tol_pos, tol_rot: a target is solved when its position error is under ``tol_pos``
+            (metres) and its rotation error under ``tol_rot`` (radians).
+        max_iters: iterations per candidate start.
+        restarts: further candidates per target after the first (seed-table neighbours, then
+            random restarts); a target that none of them solves is reported as a failure.
+        seeds: size of the seed table (0: no table, the first candidates are uniform).
+        seed: of the solver's own random stream (seed table and restarts).
+
+    Returns the best joint values found for every target, failures included (flagged).
     """
     targets = _check_targets(chain, targets)
+    _check_settings(tol_pos, tol_rot, max_iters, restarts, seeds)
     n = targets.shape[0]
     # The solver's own stream: a plain manual_seed(seed) would reproduce the draws of anyone
     # who made their targets from the same seed, starting the solver on the answers.
     generator = torch.Generator(device=chain.device).manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)
-    if starts is None:
-        q = chain.random_joints(n, generator)
-    else:
-        if tuple(starts.shape) != (n, chain.dof):
-            raise ShapeError(f"starts must have shape ({n}, {chain.dof}) for {n} targets; got {tuple(starts.shape)}")
-        q = chain.into_limits(starts.to(device=chain.device, dtype=chain.dtype))
-
-    best_q = q.clone()
-    best_pos = torch.full((n,), math.inf, dtype=chain.dtype, device=chain.device)
-    best_rot = torch.full_like(best_pos, math.inf)
-    iterations = torch.zeros(n, dtype=torch.int64, device=chain.device)
-    unsolved = torch.arange(n, device=chain.device)
-    rows = unsolved  # the target of each candidate row
-    for attempt in range(restarts + 1):
-        if attempt > 0:
-            # Each unsolved target gets ``candidates`` new starts at once, in one batch. Stuck
-            # rows usually sit in a local minimum at a singular configuration near a solution:
-            # half the candidates kick the best point found, the others start anew.
-            rows = unsolved.repeat_interleave(candidates)
-            kick = torch.randn(len(rows), chain.dof, generator=generator, device=generator.device, dtype=torch.float64)
-            kicked = chain.into_limits(best_q[rows] + (_KICK * kick).to(chain.dtype))
-            fresh = chain.random_joints(len(rows), generator)
-            q = torch.where((torch.arange(len(rows), device=rows.device) % 2 == 0)[:, None], kicked, fresh)
-        q, pos, rot, used = _attempt(chain, q, targets[rows], tol_pos, tol_rot, max_iters)
-        # Keep each target's best candidate (solved ones first, then the smallest error).
-        score = torch.where((pos < tol_pos) & (rot < tol_rot), -1.0, (pos + rot).double())
-        best_score = torch.full((n,), math.inf, dtype=torch.float64, device=chain.device)
-        best_score.scatter_reduce_(0, rows, score, reduce="amin")
-        winner = torch.full((n,), -1, dtype=torch.int64, device=chain.device)
-        is_best = score == best_score[rows]
-        winner.scatter_(0, rows[is_best], torch.nonzero(is_best).squeeze(-1))
-        iterations.scatter_add_(0, rows, used)
-        chosen = winner[unsolved]
-        better = (pos[chosen] + rot[chosen]) < (best_pos[unsolved] + best_rot[unsolved])
-        best_q[unsolved] = torch.where(better[:, None], q[chosen], best_q[unsolved])
-        best_pos[unsolved] = torch.where(better, pos[chosen], best_pos[unsolved])
-        best_rot[unsolved] = torch.where(better, rot[chosen], best_rot[unsolved])
-        unsolved = unsolved[~((best_pos[unsolved] < tol_pos) & (best_rot[unsolved] < tol_rot))]
-        if len(unsolved) == 0:
-            break
-    position, rotation = pose_errors(chain.forward_kinematics(best_q), targets)
+    first = None
+    if starts is not None:
+        if not isinstance(starts, Tensor) or tuple(starts.shape) != (n, chain.dof):
+            shape = tuple(starts.shape) if isinstance(starts, Tensor) else type(starts).__name__
+            raise ShapeError(f"starts must have shape ({n}, {chain.dof}) for {n} targets; got {shape}")
+        first = chain.into_limits(starts.to(device=chain.device, dtype=chain.dtype))
+    neighbours = _seed_table_neighbours(chain, targets, seeds, generator) if seeds and n else None
+    if policy is not None and n:
+        if first is None:
+            first = neighbours[:, 0] if neighbours is not None else chain.random_joints(n, generator)
+            neighbours = neighbours[:, 1:] if neighbours is not None else None
+        first = policy_starts(policy, chain, targets, first, steps=policy_steps)
+    pool = _Pool(chain, targets, first, neighbours, generator, tol_pos, tol_rot, max_iters, 1 + restarts)
+    pool.run()
+    position, rotation = pose_errors(chain.forward_kinematics(pool.best_q), targets)
     success = (position < tol_pos) & (rotation < tol_rot)
-    return SolveResult(best_q, success, position, rotation, iterations)
+    return SolveResult(pool.best_q, success, position, rotation, pool.iterations, pool.attempts)
 
 
-def _attempt(
-    chain: Chain, q: Tensor, targets: Tensor, tol_pos: float, tol_rot: float, max_iters: int
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Up to ``max_iters`` damped steps from ``q``; rows stop once solved.
+def policy_starts(
+    policy: Checkpoint | str | Path, chain: Chain, targets: Tensor, q: Tensor, *, steps: int | None = None
+) -> Tensor:
+    """Joint values after a trained policy's rollout from ``q [N, dof]`` towards ``targets``.
 
-    Returns the final joint values, position and rotation errors, and iterations used.
+    ``policy`` is a checkpoint (or its file or run folder) trained for ``chain``'s robot;
+    another robot, or changed kinematics, raise :class:`~ikrl.errors.CheckpointMismatchError`.
+    The rollout runs in the checkpoint's own environment for ``steps`` steps (default its
+    ``max_steps``), without gradients.
     """
-    n = q.shape[0]
-    pose, jac = chain.forward_kinematics_and_jacobian(q)
-    error, position, rotation = _error(pose, targets)
-    cost = (error * error).sum(-1)
-    damping = torch.full((n,), _LAMBDA_START, dtype=torch.float64, device=q.device)
-    used = torch.zeros(n, dtype=torch.int64, device=q.device)
-    active = torch.nonzero(~((position < tol_pos) & (rotation < tol_rot))).squeeze(-1)
-    stalled = torch.zeros(n, dtype=torch.int64, device=q.device)
-    for _ in range(max_iters):
-        if len(active) == 0:
-            break
-        q_active = q[active]
-        step = _held_step(chain, q_active, jac[active].double(), error[active].double(), damping[active])
-        proposal = chain.into_limits(q_active + step.to(q.dtype))
-        new_pose, new_jac = chain.forward_kinematics_and_jacobian(proposal)
-        new_error, new_position, new_rotation = _error(new_pose, targets[active])
-        new_cost = (new_error * new_error).sum(-1)
-        better = torch.isfinite(new_cost) & (new_cost < cost[active])
+    from ikrl.checkpoint import Checkpoint, load_checkpoint
+
+    checkpoint = policy if isinstance(policy, Checkpoint) else load_checkpoint(policy)
+    checkpoint.check_chain(chain)
+    overrides = {} if steps is None else {"max_steps": _positive_int(steps, "policy_steps")}
+    env = checkpoint.make_env(batch_size=q.shape[0], device=chain.device, **overrides)
+    network = checkpoint.policy(chain.device)
+    with torch.no_grad():
+        td = env.state_at(q.to(env.dtype), targets.to(env.dtype))
+        for _ in range(env.max_steps):
+            td["action"] = network(td["observation"])
+            td = env.step(td)["next"]
+    return chain.into_limits(td["q"].to(chain.dtype))
+
+
+# ---------------------------------------------------------------------------------- the pool
+
+
+class _Pool:
+    """The rows iterating together and the candidate queue of every target."""
+
+    #: Per-row state, in the order :meth:`_rows` builds it.
+    _ROW_STATE = ("target", "q", "goal", "jac", "error", "cost", "position", "rotation", "damping", "stalled", "used", "active")
+
+    def __init__(
+        self,
+        chain: Chain,
+        targets: Tensor,
+        first: Tensor | None,
+        neighbours: Tensor | None,
+        generator: torch.Generator,
+        tol_pos: float,
+        tol_rot: float,
+        max_iters: int,
+        candidates: int,
+    ) -> None:
+        self.chain, self.targets, self.first, self.neighbours = chain, targets, first, neighbours
+        self.generator = generator
+        self.tol_pos, self.tol_rot, self.max_iters, self.candidates = tol_pos, tol_rot, max_iters, candidates
+        n, device = targets.shape[0], chain.device
+        # Replaced at the first harvest of each target (every target gets a candidate).
+        if first is not None:
+            self.best_q = first.clone()
+        elif neighbours is not None:
+            self.best_q = neighbours[:, 0].clone()
+        else:
+            self.best_q = chain.into_limits(torch.zeros(n, chain.dof, dtype=chain.dtype, device=device))
+        self.best_score = torch.full((n,), math.inf, dtype=torch.float64, device=device)
+        self.solved = torch.zeros(n, dtype=torch.bool, device=device)
+        self.iterations = torch.zeros(n, dtype=torch.int64, device=device)
+        self.attempts = torch.zeros(n, dtype=torch.int64, device=device)  # candidates handed out
+        everyone = torch.arange(n, device=device)
+        self._set_rows(self._rows(everyone, self._candidates(everyone, torch.zeros_like(everyone))))
+        self.attempts += 1
+
+    def run(self) -> None:
+        while True:
+            running = int(self.active.sum())
+            # Regrouping costs about as much as an iteration: do it once an eighth of the
+            # rows have finished, or all of them.
+            regroup = running == 0 or len(self.active) - running >= max(1, len(self.active) // _REGROUP)
+            if regroup and not self._regroup():
+                return
+            self._iterate()
+
+    # ------------------------------------------------------------------ iterating
+
+    def _iterate(self) -> None:
+        chain, active = self.chain, self.active
+        step = _held_step(chain, self.q, self.jac.double(), self.error.double(), self.damping)
+        proposal = chain.into_limits(self.q + step.to(chain.dtype))
+        pose, jac = chain.forward_kinematics_and_jacobian(proposal)
+        error, position, rotation = _error(pose, self.goal)
+        cost = (error * error).sum(-1)
+        better = active & (cost < self.cost)  # a NaN cost is never better
         keep = better[:, None]
-        q[active] = torch.where(keep, proposal, q_active)
-        jac[active] = torch.where(keep[..., None], new_jac, jac[active])
-        error[active] = torch.where(keep, new_error, error[active])
-        position[active] = torch.where(better, new_position, position[active])
-        rotation[active] = torch.where(better, new_rotation, rotation[active])
-        # Progress of less than 1% counts towards giving up this attempt.
-        progress = better & (new_cost < _PROGRESS * cost[active])
-        stalled[active] = torch.where(progress, 0, stalled[active] + 1)
-        cost[active] = torch.where(better, new_cost, cost[active])
-        damping[active] = torch.where(better, damping[active] * _SHRINK, damping[active] * _GROW).clamp(
-            _LAMBDA_MIN, _LAMBDA_MAX
+        self.q = torch.where(keep, proposal, self.q)
+        self.jac = torch.where(keep[..., None], jac, self.jac)
+        self.error = torch.where(keep, error, self.error)
+        self.position = torch.where(better, position, self.position)
+        self.rotation = torch.where(better, rotation, self.rotation)
+        # Progress of less than 1% counts towards giving up this candidate.
+        progress = better & (cost < _PROGRESS * self.cost)
+        self.stalled = torch.where(progress, 0, self.stalled + 1)
+        self.cost = torch.where(better, cost, self.cost)
+        self.damping = torch.where(better, self.damping * _SHRINK, self.damping * _GROW).clamp(_LAMBDA_MIN, _LAMBDA_MAX)
+        self.used += active
+        done = self._solved_rows() | (self.stalled >= _PATIENCE) | (self.used >= self.max_iters)
+        self.active = active & ~done
+
+    def _solved_rows(self) -> Tensor:
+        return (self.position < self.tol_pos) & (self.rotation < self.tol_rot)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def _regroup(self) -> bool:
+        """Fold finished rows into their targets' best results, drop them and the rows of
+        targets now solved, and add the next candidates of unsolved targets. Returns whether
+        any rows are left."""
+        finished = ~self.active
+        if bool(finished.any()):
+            rows = torch.nonzero(finished).squeeze(-1)
+            target = self.target[rows]
+            solved = self._solved_rows()[rows]
+            score = torch.where(solved, -1.0, (self.position[rows] + self.rotation[rows]).double())
+            round_best = torch.full_like(self.best_score, math.inf).scatter_reduce(0, target, score, reduce="amin")
+            # One winning row per target (any of equal score).
+            is_best = score == round_best[target]
+            winner = torch.full_like(self.iterations, -1).scatter(0, target[is_best], rows[is_best])
+            improved = torch.nonzero(round_best < self.best_score).squeeze(-1)
+            self.best_q[improved] = self.q[winner[improved]]
+            self.best_score = torch.minimum(self.best_score, round_best)
+            self.solved |= self.best_score < 0
+        # Rows of targets now solved stop too; every dropped row's iterations are counted.
+        drop = finished | self.solved[self.target]
+        self.iterations.scatter_add_(0, self.target, torch.where(drop, self.used, 0))
+        keep = torch.nonzero(~drop).squeeze(-1)
+        # Unsolved targets with candidates left get rows: one each, or several each when
+        # few are left (a batch of a few dozen rows costs about what one row does).
+        in_flight = torch.bincount(self.target[keep], minlength=len(self.solved))
+        left = torch.where(self.solved, 0, self.candidates - self.attempts)
+        unsolved = int((left > 0).sum())
+        want = max(1, _MIN_WIDTH // max(unsolved, 1))
+        extra = torch.minimum((want - in_flight).clamp(min=0), left)
+        target = torch.repeat_interleave(torch.arange(len(extra), device=extra.device), extra)
+        rank = torch.arange(len(target), device=target.device) - torch.repeat_interleave(
+            torch.cumsum(extra, 0) - extra, extra
         )
-        used[active] += 1
-        # Stop rows that are solved, or stuck (a local minimum: better to restart elsewhere).
-        done = (position[active] < tol_pos) & (rotation[active] < tol_rot) | (stalled[active] >= _PATIENCE)
-        active = active[~done]
-    return q, position, rotation, used
+        index = self.attempts[target] + rank  # which candidate of its target each new row takes
+        self.attempts += extra
+        old = [getattr(self, name)[keep] for name in self._ROW_STATE]
+        new = self._rows(target, self._candidates(target, index))
+        self._set_rows([torch.cat([a, b]) for a, b in zip(old, new, strict=True)])
+        return len(self.active) > 0
+
+    def _set_rows(self, state: list[Tensor]) -> None:
+        for name, value in zip(self._ROW_STATE, state, strict=True):
+            setattr(self, name, value)
+
+    def _rows(self, target: Tensor, q: Tensor) -> list[Tensor]:
+        """The state of new rows starting at ``q`` for ``target`` (in :data:`_ROW_STATE` order)."""
+        pose, jac = self.chain.forward_kinematics_and_jacobian(q)
+        goal = self.targets[target]
+        error, position, rotation = _error(pose, goal)
+        zeros = torch.zeros_like(target)
+        active = ~((position < self.tol_pos) & (rotation < self.tol_rot))  # a start on target takes no iterations
+        damping = torch.full((len(target),), _LAMBDA_START, dtype=torch.float64, device=q.device)
+        return [target, q, goal, jac, error, (error * error).sum(-1), position, rotation, damping, zeros, zeros.clone(), active]
+
+    def _candidates(self, target: Tensor, index: Tensor) -> Tensor:
+        """Joint values of candidate ``index`` of each ``target``: the first start, then the
+        seed-table neighbours, then in turn: the best point so far with its joints near a
+        limit turned a full turn (:func:`_turned`), fresh uniform joint values, a random kick
+        of the best point, fresh uniform joint values again."""
+        chain = self.chain
+        q = torch.empty(len(target), chain.dof, dtype=chain.dtype, device=chain.device)
+        table = 0 if self.neighbours is None else self.neighbours.shape[1]
+        offset = 0
+        if self.first is not None:
+            use = index == 0
+            q[use] = self.first[target[use]]
+            offset = 1
+        if table:
+            use = (index >= offset) & (index < offset + table)
+            q[use] = self.neighbours[target[use], index[use] - offset]
+        rest = torch.nonzero(index >= offset + table).squeeze(-1)
+        if len(rest):
+            kind = ((index[rest] - offset - table) % 4)[:, None]
+            best = self.best_q[target[rest]]
+            kick = torch.randn(len(rest), chain.dof, generator=self.generator, device=self.generator.device, dtype=torch.float64)
+            kicked = chain.into_limits(best + (_KICK * kick).to(device=chain.device, dtype=chain.dtype))
+            fresh = chain.random_joints(len(rest), self.generator)
+            q[rest] = torch.where(kind == 0, _turned(chain, best), torch.where(kind == 2, kicked, fresh))
+        return q
+
+
+# ---------------------------------------------------------------------------------- pieces
+
+
+def _turned(chain: Chain, q: Tensor) -> Tensor:
+    """``q`` with every joint that turns (almost) a full circle and sits near one of its
+    limits moved a full turn towards the other one (then into the limits).
+
+    Such a joint stuck at -3.13 of [-3.14, 3.14] points the link the same way as at
+    +3.15: the solution it misses may lie just inside the other limit, which local steps
+    from here cannot reach.
+    """
+    span = chain.upper - chain.lower  # inf for continuous joints
+    turns = (span >= 2 * math.pi - _NEAR_LIMIT) & torch.isfinite(span)
+    low = turns & (q - chain.lower < _NEAR_LIMIT)
+    high = turns & (chain.upper - q < _NEAR_LIMIT)
+    return chain.into_limits(q + 2 * math.pi * low.to(q.dtype) - 2 * math.pi * high.to(q.dtype))
+
+
+def _seed_table_neighbours(chain: Chain, targets: Tensor, size: int, generator: torch.Generator) -> Tensor:
+    """``[N, k, dof]``: for each target, seed-table joint values whose poses are near it
+    (position, plus rotation-matrix difference at :data:`_ROTATION_LENGTH`), nearest first.
+
+    The table is split into ``k`` parts and each part gives its nearest entry: ``k``
+    independent near starts (the ``k`` nearest of one table tend to share a basin), and
+    an ``argmin`` costs a fraction of a ``topk`` over the table.
+    """
+    k = min(_NEIGHBOURS, size)
+    size -= size % k
+    table_q = chain.random_joints(size, generator)
+    with torch.no_grad():
+        table = _pose_features(chain.forward_kinematics(table_q))
+        wanted = _pose_features(targets)
+        # |a - b|^2 - |a|^2 = |b|^2 - 2 a.b: the ranking for each target, in one addmm.
+        distance = torch.addmm((table * table).sum(-1), wanted, table.T.contiguous(), alpha=-2.0)
+        best, index = distance.view(len(targets), k, size // k).min(-1)
+        index = index + torch.arange(k, device=index.device) * (size // k)
+        index = index.gather(-1, best.argsort(-1))
+    return table_q[index]
+
+
+def _pose_features(pose: Tensor) -> Tensor:
+    return torch.cat([pose[:, :3, 3], _ROTATION_LENGTH * pose[:, :3, :3].reshape(-1, 9)], -1)
 
 
 def _held_step(chain: Chain, q: Tensor, jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
-    """The damped step ``(J^T J + lambda I)^-1 J^T e`` (float64), with joints held that sit
-    at a limit and would be pushed past it: their columns are dropped and the step re-solved,
-    so the other joints still make the most of the step (a clamped step would not)."""
+    """The damped step (float64), with joints held that sit at a limit and would be pushed
+    past it: their columns are dropped and the step solved again, so the other joints
+    still make the most of the step (a clamped step would not)."""
     step = _damped_step(jac, error, damping)
     held = ((q <= chain.lower) & (step < 0)) | ((q >= chain.upper) & (step > 0))
-    if bool(held.any()):
-        free = (~held).to(jac.dtype)
-        step = _damped_step(jac * free.unsqueeze(-2), error, damping) * free
+    rows = torch.nonzero(held.any(-1)).squeeze(-1)
+    if len(rows):
+        free = (~held[rows]).to(jac.dtype)
+        step[rows] = _damped_step(jac[rows] * free.unsqueeze(-2), error[rows], damping[rows]) * free
     return step
 
 
 def _damped_step(jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
+    """``(J^T J + lambda I)^-1 J^T e``, solved in whichever of joint and task space is smaller."""
+    rows, cols = jac.shape[-2:]
     jt = jac.transpose(-1, -2)
-    eye = torch.eye(jac.shape[-1], dtype=jac.dtype, device=jac.device)
-    factor, _ = torch.linalg.cholesky_ex(jt @ jac + damping[:, None, None] * eye)
-    return torch.cholesky_solve(jt @ error.unsqueeze(-1), factor).squeeze(-1)
+    if cols <= rows:
+        eye = torch.eye(cols, dtype=jac.dtype, device=jac.device)
+        factor, _ = torch.linalg.cholesky_ex(torch.baddbmm(damping[:, None, None] * eye, jt, jac))
+        return torch.cholesky_solve(jt @ error.unsqueeze(-1), factor).squeeze(-1)
+    eye = torch.eye(rows, dtype=jac.dtype, device=jac.device)
+    factor, _ = torch.linalg.cholesky_ex(torch.baddbmm(damping[:, None, None] * eye, jac, jt))
+    return (jt @ torch.cholesky_solve(error.unsqueeze(-1), factor)).squeeze(-1)
 
 
-def _error(pose: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The error ``[N, 6]`` the steps reduce (position difference and rotation vector from
-    tip to target, base frame), with the position and rotation errors of :func:`pose_errors`."""
-    twist, position, rotation = error_and_distances(pose, targets)
-    # The twist's rotation part is in the tip frame: turn it into the base frame.
-    turn = (pose[:, :3, :3] @ twist[:, 3:].unsqueeze(-1)).squeeze(-1)
-    return torch.cat([targets[:, :3, 3] - pose[:, :3, 3], turn], -1), position, rotation
+def _error(pose: Tensor, goal: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The error ``[N, 6]`` the steps reduce (position difference and rotation vector of
+    ``R_goal R_pose^T``, base frame) and the position and rotation errors.
+
+    The rotation angle is ``atan2(|v|, (tr R - 1) / 2)`` with ``v`` the axis times
+    ``sin(angle)``: the angle of :func:`ikrl.se3.pose_errors`, from fewer operations
+    (this runs every iteration; the final verdict uses ``pose_errors`` itself).
+    """
+    offset = goal[:, :3, 3] - pose[:, :3, 3]
+    relative = goal[:, :3, :3] @ pose[:, :3, :3].transpose(-1, -2)
+    r = relative.reshape(-1, 9)
+    v = 0.5 * torch.stack([r[:, 7] - r[:, 5], r[:, 2] - r[:, 6], r[:, 3] - r[:, 1]], -1)
+    sine = torch.linalg.vector_norm(v, dim=-1)
+    cosine = 0.5 * (r[:, 0] + r[:, 4] + r[:, 8] - 1.0)
+    angle = torch.atan2(sine, cosine)
+    # axis * angle; where the sine vanishes (angle 0 or pi) v itself is the best direction known.
+    scale = torch.where(sine > 1e-12, angle / sine.clamp(min=1e-12), torch.ones_like(sine))
+    return torch.cat([offset, v * scale[:, None]], -1), torch.linalg.vector_norm(offset, dim=-1), angle
 
 
 def _check_targets(chain: Chain, targets: Tensor) -> Tensor:
@@ -214,3 +431,18 @@ def _check_targets(chain: Chain, targets: Tensor) -> Tensor:
         shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
         raise ShapeError(f"targets must be poses of shape (N, 4, 4); got {shape}")
     return targets.to(device=chain.device, dtype=chain.dtype)
+
+
+def _positive_int(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise BadParameterError(f"{name} must be an int >= {minimum}; got {value!r}")
+    return value
+
+
+def _check_settings(tol_pos: float, tol_rot: float, max_iters: int, restarts: int, seeds: int) -> None:
+    for name, value in (("tol_pos", tol_pos), ("tol_rot", tol_rot)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+            raise BadParameterError(f"{name} must be a positive finite number; got {value!r}")
+    _positive_int(max_iters, "max_iters")
+    _positive_int(restarts, "restarts", 0)
+    _positive_int(seeds, "seeds", 0)
