@@ -386,7 +386,7 @@ def solve(
     tol_pos: Annotated[float, typer.Option(min=0, help="Position tolerance in metres.")] = 1e-3,
     tol_rot: Annotated[float, typer.Option(min=0, help="Rotation tolerance in degrees.")] = 1.0,
     max_iters: Annotated[int, typer.Option(min=1, help="Iterations per candidate start.")] = 15,
-    restarts: Annotated[int, typer.Option(min=0, help="Further candidate starts per unsolved target.")] = 60,
+    restarts: Annotated[int, typer.Option(min=0, help="Further candidate starts per unsolved target.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of --random targets and of the solver's own draws.")] = 0,
     float64: Annotated[bool, typer.Option("--float64", help="Solve in float64 instead of float32.")] = False,
     base: Annotated[str | None, typer.Option(help="Base link, for a URDF file (default: its root).")] = None,

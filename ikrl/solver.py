@@ -103,7 +103,7 @@ def solve(
     tol_pos: float = 1e-3,
     tol_rot: float = math.radians(1.0),
     max_iters: int = 15,
-    restarts: int = 60,
+    restarts: int = 200,
     seeds: int = 2048,
     seed: int = 0,
 ) -> SolveResult:
