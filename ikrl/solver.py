@@ -60,19 +60,19 @@ _LAMBDA_MAX = 1e6
 _SHRINK = 0.3
 _GROW = 5.0
 #: A row ends after this many iterations without a 1% drop in its squared error.
-_PATIENCE = 4
+_PATIENCE = 3
 _PROGRESS = 0.99
 #: Standard deviation (radians or metres) of the kick that restarts near a target's best point.
 _KICK = 0.3
 #: Radians from a limit within which a joint that turns almost a full circle is turned over.
 _NEAR_LIMIT = 0.05
 #: Seed-table neighbours tried per target before random restarts take over.
-_NEIGHBOURS = 4
+_NEIGHBOURS = 8
 #: Metres per unit of rotation-matrix difference when the seed table ranks poses.
 _ROTATION_LENGTH = 0.2
 #: Rows wanted in flight while few targets are left: each of them gets several candidates
 #: at once (on a CPU, an iteration over a few hundred rows costs little more than over one).
-_MIN_WIDTH = 256
+_MIN_WIDTH = 1024
 #: Rows are regrouped once this fraction (1/_REGROUP) of them has finished.
 _REGROUP = 8
 
@@ -245,7 +245,7 @@ class _Pool:
         progress = better & (cost < _PROGRESS * self.cost)
         self.stalled = torch.where(progress, 0, self.stalled + 1)
         self.cost = torch.where(better, cost, self.cost)
-        self.damping = torch.where(better, self.damping * _SHRINK, self.damping * _GROW).clamp(_LAMBDA_MIN, _LAMBDA_MAX)
+        self.damping = (self.damping * torch.where(better, _SHRINK, _GROW)).clamp_(_LAMBDA_MIN, _LAMBDA_MAX)
         self.used += active
         done = self._solved_rows() | (self.stalled >= _PATIENCE) | (self.used >= self.max_iters)
         self.active = active & ~done
@@ -366,8 +366,9 @@ def _seed_table_neighbours(chain: Chain, targets: Tensor, size: int, generator: 
     size -= size % k
     table_q = chain.random_joints(size, generator)
     with torch.no_grad():
-        table = _pose_features(chain.forward_kinematics(table_q))
-        wanted = _pose_features(targets)
+        # Ranking needs no float64: features in float32 halve the cost of the search.
+        table = _pose_features(chain.forward_kinematics(table_q)).float()
+        wanted = _pose_features(targets).float()
         # |a - b|^2 - |a|^2 = |b|^2 - 2 a.b: the ranking for each target, in one addmm.
         distance = torch.addmm((table * table).sum(-1), wanted, table.T.contiguous(), alpha=-2.0)
         best, index = distance.view(len(targets), k, size // k).min(-1)
@@ -385,7 +386,7 @@ def _held_step(chain: Chain, q: Tensor, jac: Tensor, error: Tensor, damping: Ten
     past it: their columns are dropped and the step solved again, so the other joints
     still make the most of the step (a clamped step would not)."""
     step = _damped_step(jac, error, damping)
-    held = ((q <= chain.lower) & (step < 0)) | ((q >= chain.upper) & (step > 0))
+    held = torch.where(step < 0, q <= chain.lower, q >= chain.upper) & (step != 0)
     rows = torch.nonzero(held.any(-1)).squeeze(-1)
     if len(rows):
         free = (~held[rows]).to(jac.dtype)
