@@ -20,15 +20,18 @@ Jacobian (:meth:`Chain.forward_kinematics_and_jacobian`, one pass per iteration)
   hold throughout, not only at the end.
 
 **The pool.** Every target has a queue of candidate starts: the given ``starts`` (or a
-trained policy's rollout), then the nearest entries of a *seed table* (joint values drawn
-uniformly within the limits, indexed by the pose they reach), then random restarts (half a
-kick of the target's best point so far, half fresh uniform joint values). A fixed-width
+trained policy's rollout), then seed-table neighbours (joint values drawn uniformly within
+the limits, indexed by the pose they reach; the nearest entry of each part of the table),
+then in turn: the target's best point with its joints stuck at a limit turned a full turn
+(a joint of range ``[-3.14, 3.14]`` stuck at -3.13 misses solutions just inside +3.14),
+fresh uniform joint values, a random kick of the best point, and fresh values again. A
 batch of rows iterates together; a row ends when its target is solved, when it stalls (a
 local minimum, typically at a limit or a singular configuration) or after ``max_iters``
-iterations, and its slot is handed to the next candidate of a target still unsolved. When
-fewer targets remain than slots, each gets several candidates at once; once a target is
-solved, its other candidates stop. So every iteration does useful work on a full batch,
-and a hard target is retried in parallel rather than in a long sequential tail.
+iterations, and the rows are regrouped: finished rows leave, and unsolved targets get their
+next candidates. When few targets are left, each gets many candidates at once (up to
+:data:`_MIN_WIDTH` rows in all); once a target is solved, its other candidates stop. On a
+CPU an iteration costs about the same for one row as for hundreds, so what this saves is
+iterations run one after another.
 
 Success is judged at the end with :func:`ikrl.se3.pose_errors`, the definition the
 environment and the evaluation use: a result flagged a success is one.
