@@ -122,7 +122,8 @@ def solve(
             (metres) and its rotation error under ``tol_rot`` (radians).
         max_iters: iterations per candidate start.
         restarts: further candidates per target after the first (seed-table neighbours, then
-            random restarts); a target that none of them solves is reported as a failure.
+            turned, kicked and fresh starts: see the module docstring); a target that none
+            of them solves is reported as a failure.
         seeds: size of the seed table (0: no table, the first candidates are uniform).
         seed: of the solver's own random stream (seed table and restarts).
 
@@ -203,7 +204,7 @@ class _Pool:
         self.generator = generator
         self.tol_pos, self.tol_rot, self.max_iters, self.candidates = tol_pos, tol_rot, max_iters, candidates
         n, device = targets.shape[0], chain.device
-        # Replaced at the first harvest of each target (every target gets a candidate).
+        # Placeholders until each target's first candidate finishes (every target gets one).
         if first is not None:
             self.best_q = first.clone()
         elif neighbours is not None:

@@ -176,3 +176,9 @@ def test_seed_table_neighbours_are_the_nearest_entry_of_each_part():
     found = distance(chain.forward_kinematics(neighbours))
     torch.testing.assert_close(found, parts)
     torch.testing.assert_close(found[:, 0], every.min(-1).values)  # the first is the nearest of all
+
+
+def test_no_targets_give_an_empty_result():
+    chain = ikrl_robots.load("panda")
+    result = solve(chain, torch.zeros(0, 4, 4))
+    assert result.q.shape == (0, 7) and result.success.shape == (0,) and result.success_rate == 1.0
