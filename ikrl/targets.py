@@ -53,9 +53,9 @@ def load_targets(path: str | Path) -> Tensor:
         raise TargetsFileError(f"{path}: no such file of targets")
     try:
         rows = np.load(path, allow_pickle=False) if path.suffix == ".npy" else _read_csv(path)
-    except (ValueError, OSError) as error:
-        raise TargetsFileError(f"{path}: cannot read targets: {error}") from error
-    rows = np.asarray(rows, dtype=np.float64)
+        rows = np.asarray(rows, dtype=np.float64)
+    except (ValueError, TypeError, OSError) as error:
+        raise TargetsFileError(f"{path}: cannot read targets as numbers: {error}") from error
     if rows.ndim == 3 and rows.shape[1:] == (4, 4):
         rows = rows.reshape(-1, 16)
     if rows.ndim != 2 or rows.shape[1] not in (7, 16) or len(rows) == 0:

@@ -65,7 +65,7 @@ def test_targets_round_trip_through_npy_and_csv_in_both_layouts(tmp_path, poses)
         ("2,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1\n", r"row 0's rotation is not orthonormal"),
         ("1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,1,1\n", r"row 0's bottom row is not 0 0 0 1"),
         ("-1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1\n", r"row 0's rotation is a reflection"),
-        ("x,y\n", r"cannot read targets: no rows of numbers"),
+        ("x,y\n", r"cannot read targets as numbers: no rows of numbers"),
     ],
 )
 def test_malformed_target_files_name_the_row_and_the_fix(tmp_path, content, message):
@@ -73,6 +73,12 @@ def test_malformed_target_files_name_the_row_and_the_fix(tmp_path, content, mess
     path.write_text(content)
     with pytest.raises(TargetsFileError, match=message):
         load_targets(path)
+
+
+def test_a_npy_file_of_text_is_a_clear_error(tmp_path):
+    np.save(tmp_path / "words.npy", np.array([["a"] * 16]))
+    with pytest.raises(TargetsFileError, match="cannot read targets as numbers"):
+        load_targets(tmp_path / "words.npy")
 
 
 def test_missing_or_unknown_target_files(tmp_path):
