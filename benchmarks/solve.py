@@ -174,13 +174,20 @@ def run_pytorch_kinematics(name, urdf, base, tip, dtype, low, high, goal, target
         return row, None
 
 
+def reachable_targets(chain64: ikrl.Chain, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The benchmark's targets: joint values uniform within the limits (seed ``TARGET_SEED``),
+    float64, and the poses they reach."""
+    low, high = chain64.bounds()
+    generator = torch.Generator().manual_seed(TARGET_SEED)
+    q_true = low + (high - low) * torch.rand(n, chain64.dof, generator=generator, dtype=torch.float64)
+    return q_true, chain64.forward_kinematics(q_true)
+
+
 def measure(name: str, n: int, repeats: int, variants: dict[str, dict]) -> tuple[list[dict], list[dict]]:
     urdf, base, tip = robot_source(name)
     chain64 = ikrl.load_chain(urdf, base=base, tip=tip, dtype=torch.float64)
     low, high = chain64.bounds()
-    generator = torch.Generator().manual_seed(TARGET_SEED)
-    q_true = low + (high - low) * torch.rand(n, chain64.dof, generator=generator, dtype=torch.float64)
-    targets = chain64.forward_kinematics(q_true)
+    q_true, targets = reachable_targets(chain64, n)
 
     # Same answers first: the two libraries must agree on the robot, and the targets be reachable.
     if not bool(score(chain64, q_true, targets)["success"].all()):
@@ -317,11 +324,10 @@ def warm_start(checkpoint: Path, n: int, repeats: int, steps: list[int]) -> list
     from ikrl.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(checkpoint)
-    chain64 = ikrl_robots.load("dobot_cr5", dtype=torch.float64)
+    urdf, base, tip = robot_source("dobot_cr5")
+    chain64 = ikrl.load_chain(urdf, base=base, tip=tip, dtype=torch.float64)
     chain = chain64.to(dtype=getattr(torch, loaded.env.get("dtype", "float32")))
-    low, high = chain64.bounds()
-    generator = torch.Generator().manual_seed(TARGET_SEED)
-    targets = chain64.forward_kinematics(low + (high - low) * torch.rand(n, chain64.dof, generator=generator, dtype=torch.float64))
+    _, targets = reachable_targets(chain64, n)
     goal = targets.to(chain.dtype)
     loaded.make_env(batch_size=1)  # builds (and imports) the environment stack once, outside the timings
     cases = {"no policy": None, **{f"policy, {k} steps": k for k in steps}}

@@ -360,7 +360,7 @@ def _robot_chain(robot: str, base: str | None, tip: str | None):
     """A chain from an installed robot's name (with spec parameters, e.g. ``panda``) or a URDF file."""
     import ikrl
     from ikrl.errors import SpecError
-    from ikrl.registry import default_registry
+    from ikrl.registry import build_robot
     from ikrl.spec import EnvSpec
 
     if robot.endswith(".urdf") or Path(robot).is_file():
@@ -370,9 +370,7 @@ def _robot_chain(robot: str, base: str | None, tip: str | None):
     spec = EnvSpec.parse(robot)
     if spec.parts:
         raise SpecError(f"ikrl solve takes a robot, not a whole spec: {robot!r} names {', '.join(p.name for p in spec.parts)} too")
-    component = default_registry().robot(spec.robot.name)
-    component.check_parameters(spec.robot.kwargs)
-    return component.build(spec.robot.kwargs)
+    return build_robot(spec.robot)
 
 
 @app.command()

@@ -34,6 +34,7 @@ __all__ = [
     "Component",
     "Registry",
     "assemble",
+    "build_robot",
     "default_registry",
     "make_env",
     "reset_default_registry",
@@ -241,9 +242,7 @@ def assemble(
     for part, component in [(robot_part, robot), *(x for k in by_kind.values() for x in k)]:
         component.check_parameters(part.kwargs)
 
-    chain = robot.build(robot_part.kwargs)
-    if not isinstance(chain, Chain):
-        raise PluginError(f"robot {robot.name!r} from {robot.distribution!r} returned {type(chain).__name__}, not an ikrl.Chain")
+    chain = _built_chain(robot, robot_part)
     (reward_part, reward_c), = by_kind["reward"]
     (sampler_part, sampler_c), = by_kind["sampler"]
     reward = _built(reward_c, reward_part, RewardShape)
@@ -261,6 +260,21 @@ def assemble(
 
     explicit = EnvSpec(robot_part, (reward_part, sampler_part, *(p for p, _ in transforms)))
     return Assembly(explicit, chain, reward, sampler, tuple((str(p), t) for p, t in transforms))
+
+
+def build_robot(part: Part, registry: Registry | None = None) -> Chain:
+    """The chain of the robot a spec's robot part names (``Part.of("panda", {"tip": ...})``),
+    its parameters checked first."""
+    component = (registry or default_registry()).robot(part.name)
+    component.check_parameters(part.kwargs)
+    return _built_chain(component, part)
+
+
+def _built_chain(robot: Component, part: Part) -> Chain:
+    chain = robot.build(part.kwargs)
+    if not isinstance(chain, Chain):
+        raise PluginError(f"robot {robot.name!r} from {robot.distribution!r} returned {type(chain).__name__}, not an ikrl.Chain")
+    return chain
 
 
 def _built(component: Component, part: Part, protocol: type) -> object:

@@ -48,6 +48,7 @@ import torch
 from torch import Tensor
 
 from ikrl.chain import Chain
+from ikrl.components import check_number
 from ikrl.errors import BadParameterError, ShapeError
 from ikrl.se3 import pose_errors
 
@@ -161,22 +162,18 @@ def policy_starts(
 
     ``policy`` is a checkpoint (or its file or run folder) trained for ``chain``'s robot;
     another robot, or changed kinematics, raise :class:`~ikrl.errors.CheckpointMismatchError`.
-    The rollout runs in the checkpoint's own environment for ``steps`` steps (default its
-    ``max_steps``), without gradients.
+    The rollout (:func:`ikrl.evaluate.rollout_policy`) runs in the checkpoint's own
+    environment for ``steps`` steps (default its ``max_steps``), without gradients.
     """
     from ikrl.checkpoint import Checkpoint, load_checkpoint
+    from ikrl.evaluate import rollout_policy
 
     checkpoint = policy if isinstance(policy, Checkpoint) else load_checkpoint(policy)
     checkpoint.check_chain(chain)
     overrides = {} if steps is None else {"max_steps": _positive_int(steps, "policy_steps")}
     env = checkpoint.make_env(batch_size=q.shape[0], device=chain.device, **overrides)
-    network = checkpoint.policy(chain.device)
-    with torch.no_grad():
-        td = env.state_at(q.to(env.dtype), targets.to(env.dtype))
-        for _ in range(env.max_steps):
-            td["action"] = network(td["observation"])
-            td = env.step(td)["next"]
-    return chain.into_limits(td["q"].to(chain.dtype))
+    final, _, _ = rollout_policy(env, checkpoint.policy(chain.device), q.to(env.dtype), targets.to(env.dtype))
+    return chain.into_limits(final["q"].to(chain.dtype))
 
 
 # ---------------------------------------------------------------------------------- the pool
@@ -446,8 +443,7 @@ def _positive_int(value: object, name: str, minimum: int = 1) -> int:
 
 def _check_settings(tol_pos: float, tol_rot: float, max_iters: int, restarts: int, seeds: int) -> None:
     for name, value in (("tol_pos", tol_pos), ("tol_rot", tol_rot)):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
-            raise BadParameterError(f"{name} must be a positive finite number; got {value!r}")
+        check_number("solve", name, value, accepted="a positive finite number", low=0, low_open=True)
     _positive_int(max_iters, "max_iters")
     _positive_int(restarts, "restarts", 0)
     _positive_int(seeds, "seeds", 0)
