@@ -15,9 +15,10 @@ import pytest
 
 import ikrl
 from ikrl import hookspecs
-from ikrl.errors import DuplicateNameError, PluginError
+from ikrl.errors import BadParameterError, DuplicateNameError, PluginError
 from ikrl.plugins import DISABLE_AUTOLOAD_ENV, load_plugins
-from ikrl.registry import KINDS, Registry, default_registry, make_env, reset_default_registry
+from ikrl.registry import KINDS, Registry, build_robot, default_registry, make_env, reset_default_registry
+from ikrl.spec import Part
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "plugins" / "example_thirdparty"
@@ -139,6 +140,17 @@ def test_a_component_that_is_not_what_it_claims(tmp_path, monkeypatch):
         make_env("dobot_cr5+half_baked")
     with pytest.raises(PluginError, match=r"robot 'no_chain' from 'ikrl-half' returned str, not an ikrl.Chain"):
         make_env("no_chain")
+    with pytest.raises(PluginError, match=r"robot 'no_chain' from 'ikrl-half' returned str, not an ikrl.Chain"):
+        build_robot(Part("no_chain"))
+
+
+def test_build_robot_checks_parameters_and_returns_the_chain():
+    import ikrl_robots
+
+    chain = build_robot(Part("panda"))
+    assert isinstance(chain, ikrl.Chain) and chain.dof == 7 and chain.tip == ikrl_robots.load("panda").tip
+    with pytest.raises(BadParameterError, match="robot 'panda' has no parameter 'wrist'; it accepts: none"):
+        build_robot(Part.of("panda", {"wrist": 1}))
 
 
 def test_plugins_registered_in_code_for_tests():
