@@ -7,15 +7,15 @@ Jacobian (:meth:`Chain.forward_kinematics_and_jacobian`, one pass per iteration)
 
 * the error is the tip-to-target position difference and the rotation vector of
   ``R_target R_tip^T``, both in the base frame, matching the rows of :meth:`Chain.jacobian`;
-* the step solves the damped normal equations in float64 with a Cholesky factorisation, in
+* the step solves the damped normal equations in float64, in
   joint space (``(J^T J + lambda I) dq = J^T e``) or, for arms with more than six joints, in
   task space (``dq = J^T (J J^T + lambda I)^-1 e``, the same step, a smaller system). So
-  float32 chains do not fail at singular configurations: ``lambda > 0`` keeps it positive
-  definite;
+  float32 chains do not fail at singular configurations: ``lambda > 0`` keeps the system
+  positive definite, and a row whose solve fails anyway is rejected like a bad step;
 * ``lambda`` adapts per row: it shrinks after a step that lowers the error and grows after
   one that does not, which is then undone;
-* joints at a limit that the step would push past it are held (their columns dropped and
-  the step solved again), and every step is moved into the limits
+* joints at a limit that the descent direction ``J^T e`` pushes past it are held (their
+  columns dropped before the solve), and every step is moved into the limits
   (:meth:`Chain.into_limits`: bounded joints clamped, continuous joints wrapped), so limits
   hold throughout, not only at the end.
 
@@ -383,29 +383,36 @@ def _pose_features(pose: Tensor) -> Tensor:
 
 
 def _held_step(chain: Chain, q: Tensor, jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
-    """The damped step (float64), with joints held that sit at a limit and would be pushed
-    past it: their columns are dropped and the step solved again, so the other joints
-    still make the most of the step (a clamped step would not)."""
-    step = _damped_step(jac, error, damping)
-    held = torch.where(step < 0, q <= chain.lower, q >= chain.upper) & (step != 0)
-    rows = torch.nonzero(held.any(-1)).squeeze(-1)
-    if len(rows):
-        free = (~held[rows]).to(jac.dtype)
-        step[rows] = _damped_step(jac[rows] * free.unsqueeze(-2), error[rows], damping[rows]) * free
-    return step
+    """The damped step (float64) with joints held that sit at a limit and that the descent
+    direction ``J^T e`` pushes past it: their columns are dropped before the step is solved,
+    so the other joints make the most of the step (a clamped step would not).
+
+    Holding by the gradient's sign (the usual active-set rule of projected methods) needs one
+    solve; holding by the step's own sign would need a second, for the rows held.
+    """
+    descent = (jac * error.unsqueeze(-1)).sum(-2)  # J^T e, [B, dof]
+    held = torch.where(descent < 0, q <= chain.lower, q >= chain.upper) & (descent != 0)
+    free = (~held).to(jac.dtype)
+    return _damped_step(jac * free.unsqueeze(-2), error, damping) * free
 
 
 def _damped_step(jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
-    """``(J^T J + lambda I)^-1 J^T e``, solved in whichever of joint and task space is smaller."""
+    """``(J^T J + lambda I)^-1 J^T e``, solved in whichever of joint and task space is smaller.
+
+    The matrix is symmetric positive definite for ``lambda > 0``; ``solve_ex`` (LU) is a
+    little faster than a Cholesky factorisation and solve for these small batched systems,
+    and, like ``cholesky_ex``, never raises: a failed row gives non-finite values, whose
+    cost is never "better", so the row's damping grows and it tries again.
+    """
     rows, cols = jac.shape[-2:]
     jt = jac.transpose(-1, -2)
     if cols <= rows:
         eye = torch.eye(cols, dtype=jac.dtype, device=jac.device)
-        factor, _ = torch.linalg.cholesky_ex(torch.baddbmm(damping[:, None, None] * eye, jt, jac))
-        return torch.cholesky_solve(jt @ error.unsqueeze(-1), factor).squeeze(-1)
+        system = torch.baddbmm(damping[:, None, None] * eye, jt, jac)
+        return torch.linalg.solve_ex(system, jt @ error.unsqueeze(-1))[0].squeeze(-1)
     eye = torch.eye(rows, dtype=jac.dtype, device=jac.device)
-    factor, _ = torch.linalg.cholesky_ex(torch.baddbmm(damping[:, None, None] * eye, jac, jt))
-    return (jt @ torch.cholesky_solve(error.unsqueeze(-1), factor)).squeeze(-1)
+    system = torch.baddbmm(damping[:, None, None] * eye, jac, jt)
+    return (jt @ torch.linalg.solve_ex(system, error.unsqueeze(-1))[0]).squeeze(-1)
 
 
 def _error(pose: Tensor, goal: Tensor) -> tuple[Tensor, Tensor, Tensor]:

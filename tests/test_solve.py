@@ -12,7 +12,7 @@ import torch
 import ikrl_robots
 from ikrl.errors import BadParameterError, ShapeError
 from ikrl.se3 import pose_errors, so3_log
-from ikrl.solver import _damped_step, _error, _seed_table_neighbours, _turned, solve
+from ikrl.solver import _damped_step, _error, _held_step, _seed_table_neighbours, _turned, solve
 
 
 def reachable(chain, n, seed=0):
@@ -144,6 +144,26 @@ def test_the_damped_step_in_joint_or_task_space_is_the_normal_equations_solution
     jt = jac.transpose(-1, -2)
     expected = torch.linalg.solve(jt @ jac + damping[:, None, None] * torch.eye(dof, dtype=torch.float64), jt @ error[..., None])
     torch.testing.assert_close(_damped_step(jac, error, damping), expected.squeeze(-1))
+
+
+def test_joints_at_a_limit_pushed_outwards_are_held_and_the_others_solve_without_them():
+    chain = ikrl_robots.load("dobot_cr5", dtype=torch.float64)
+    generator = torch.Generator().manual_seed(7)
+    jac = torch.randn(3, 6, 6, generator=generator, dtype=torch.float64)
+    error = torch.randn(3, 6, generator=generator, dtype=torch.float64)
+    damping = torch.full((3,), 1e-2, dtype=torch.float64)
+    descent = (jac.transpose(-1, -2) @ error[..., None]).squeeze(-1)
+    low, high = chain.bounds()
+    q = (0.5 * (low + high)).expand(3, 6).clone()
+    # Row 0: joint 0 at the limit its descent points past, held. Row 1: joint 2 at the
+    # other limit, so free. Row 2: nothing at a limit.
+    q[0, 0] = low[0] if descent[0, 0] < 0 else high[0]
+    q[1, 2] = high[2] if descent[1, 2] < 0 else low[2]
+    step = _held_step(chain, q, jac, error, damping)
+    assert step[0, 0] == 0
+    free = [1, 2, 3, 4, 5]
+    torch.testing.assert_close(step[0, free], _damped_step(jac[:1, :, free], error[:1], damping[:1])[0])
+    torch.testing.assert_close(step[1:], _damped_step(jac[1:], error[1:], damping[1:]))
 
 
 def test_joints_stuck_at_a_limit_of_a_full_turn_are_turned_over():
