@@ -252,8 +252,13 @@ def evaluate_command(
     targets: Annotated[int, typer.Option(min=1, help="Held-out targets (fixed seed).")] = 1000,
     swarm: Annotated[int, typer.Option(min=1, help="Starts per target; the best final pose counts.")] = 1,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
-    out: Annotated[Path | None, typer.Option(help="Where to write the JSON (default: <run>/eval[-swarmK].json).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the JSON (default: <run>/eval[-swarmK][-refined].json).")
+    ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's).")] = None,
+    refine: Annotated[
+        bool, typer.Option("--refine", help="Polish each answer with the solver (no restarts) and report that.")
+    ] = False,
 ) -> None:
     """Evaluate a trained policy on held-out targets: success rates, errors, speed."""
     from ikrl.checkpoint import load_checkpoint
@@ -263,13 +268,22 @@ def evaluate_command(
         torch.set_num_threads(threads)
     try:
         checkpoint = load_checkpoint(run)
-        result = evaluate(checkpoint, targets=targets, swarm=swarm, device=device)
+        result = evaluate(checkpoint, targets=targets, swarm=swarm, device=device, refine=refine)
     except IkrlError as error:
         raise _fail(error) from None
-    result.extra = {"algorithm": checkpoint.algorithm, "checkpoint": str(checkpoint.path)}
+    result.extra |= {"algorithm": checkpoint.algorithm, "checkpoint": str(checkpoint.path)}
     folder = checkpoint.path.parent
-    path = result.to_json(out or folder / ("eval.json" if swarm == 1 else f"eval-swarm{swarm}.json"))
-    _print_evaluation(result.metrics(), title=f"{checkpoint.spec} ({checkpoint.algorithm})")
+    name = "eval" + (f"-swarm{swarm}" if swarm > 1 else "") + ("-refined" if refine else "")
+    path = result.to_json(out or folder / f"{name}.json")
+    how = "policy + solver" if refine else checkpoint.algorithm
+    _print_evaluation(result.metrics(), title=f"{checkpoint.spec} ({how})")
+    if refine:
+        console.print(
+            f"the policy alone: {100 * result.extra['policy_success_5mm_2deg']:.1f} % within 5 mm, 2°; "
+            f"{100 * result.extra['policy_success_1mm_1deg']:.1f} % within 1 mm, 1°; "
+            f"the solver added {result.extra['solver_iterations_mean']:.1f} iterations per target",
+            highlight=False,
+        )
     console.print(f"written: {path}", highlight=False)
 
 

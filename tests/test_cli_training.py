@@ -39,6 +39,18 @@ def test_eval_with_a_swarm_writes_its_own_json(run_dir):
     assert "10 (swarm 2)" in result.output
 
 
+def test_eval_refine_reports_the_solver_polish_beside_the_policy_alone(run_dir):
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "10", "--refine"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run_dir / "eval-refined.json").read_text())
+    plain = json.loads((run_dir / "eval.json").read_text())
+    assert record["refined"] is True and record["algorithm"] == "apg" and record["targets"] == 10
+    # A local polish never loses a target the policy had reached.
+    assert record["success_5mm_2deg"] >= record["policy_success_5mm_2deg"]
+    assert "policy + solver" in result.output and "the policy alone:" in result.output
+    assert "refined" not in plain
+
+
 def test_render_writes_a_gif_of_the_asked_size(run_dir, tmp_path):
     out = tmp_path / "rollout.gif"
     result = runner.invoke(app, ["render", str(run_dir), "--out", str(out), "--targets", "2", "--size", "96"])

@@ -8,8 +8,17 @@ import pytest
 import torch
 
 from ikrl import make_env
-from ikrl.evaluate import EVAL_SEED, TOLERANCES, evaluate_policy, held_out, rollout_policy, rows_from_metrics, summarize_errors
 from ikrl.errors import BadParameterError, ShapeError
+from ikrl.evaluate import (
+    EVAL_SEED,
+    TOLERANCES,
+    _rank,
+    evaluate_policy,
+    held_out,
+    rollout_policy,
+    rows_from_metrics,
+    summarize_errors,
+)
 from ikrl.se3 import pose_errors
 
 
@@ -101,6 +110,38 @@ def test_swarm_keeps_the_best_start_of_each_target():
     assert solved == [True, False, True, False]
     assert evaluation.metrics()["success_5mm_2deg"] == pytest.approx(0.5)
     assert evaluation.metrics()["swarm"] == 3
+
+
+def test_refine_polishes_each_kept_answer_with_the_solver():
+    targets, swarm = 6, 2
+    env = make_env("dobot_cr5", batch_size=targets * swarm, seed=0)
+    chain = env.chain
+    _, target_q = held_out(chain, targets, swarm)
+    target = chain.forward_kinematics(target_q)
+    # The first start of each target ends a few centimetres off its answer; the second stays put.
+    near = chain.into_limits(target_q + 0.03).repeat_interleave(swarm, 0)
+    good = torch.tensor([True, False] * targets)
+    plain = evaluate_policy(env, Oracle(env, near, good), targets=targets, swarm=swarm)
+    refined = evaluate_policy(env, Oracle(env, near, good), targets=targets, swarm=swarm, refine=True)
+    torch.testing.assert_close(plain.answers, chain.into_limits(target_q + 0.03))
+    assert plain.metrics()["success_5mm_2deg"] == 0.0
+    assert refined.extra["refined"] and refined.extra["policy_success_5mm_2deg"] == 0.0
+    assert refined.metrics()["success_1mm_1deg"] == 1.0
+    # The reported errors are those of the polished answers, recomputed here.
+    position, rotation = pose_errors(chain.forward_kinematics(refined.answers), target)
+    torch.testing.assert_close(refined.position_error, position)
+    assert float(position.max()) < 1e-3 and float(rotation.max()) < math.radians(1.0)
+    assert bool(((refined.answers >= chain.lower) & (refined.answers <= chain.upper)).all())
+    assert refined.seconds > 0 and refined.extra["solver_iterations_mean"] > 0
+
+
+def test_refine_ranks_a_success_above_any_smaller_squared_error():
+    mm, deg = 1e-3, math.radians(1.0)
+    # within 1 mm, 1 deg | within 5 mm, 2 deg (two, the nearer first) | outside, nearer first
+    position = torch.tensor([0.9 * mm, 0.5 * mm, 4.0 * mm, 6.0 * mm, 20.0 * mm])
+    rotation = torch.tensor([0.9 * deg, 1.5 * deg, 1.9 * deg, 0.1 * deg, 0.1 * deg])
+    rank = _rank(position, rotation)
+    assert torch.equal(rank.argsort(), torch.arange(5))
 
 
 def test_evaluation_checks_its_arguments():
