@@ -390,7 +390,7 @@ def _robot_chain(robot: str, base: str | None, tip: str | None):
 @app.command()
 def solve(
     robot: Annotated[str, typer.Argument(help="An installed robot (e.g. dobot_cr5, panda; see `ikrl list`) or a URDF file.")],
-    targets: Annotated[Path | None, typer.Option(help="Target poses: .npy or .csv, rows of 16 (4x4 row-major) or 7 (x y z qw qx qy qz).")] = None,
+    targets: Annotated[Path | None, typer.Option(help="Target poses: .npy, .csv or .pt, rows of 16 (4x4 row-major) or 7 (x y z qw qx qy qz).")] = None,
     random: Annotated[int | None, typer.Option(min=1, help="Instead of --targets: N reachable targets (poses of uniform joint values).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="A trained run folder or checkpoint for this robot: its rollout warm-starts the solver.")] = None,
     policy_steps: Annotated[int | None, typer.Option(min=1, help="Steps of the warm-start rollout (default: the checkpoint's max_steps).")] = None,
@@ -404,6 +404,7 @@ def solve(
     base: Annotated[str | None, typer.Option(help="Base link, for a URDF file (default: its root).")] = None,
     tip: Annotated[str | None, typer.Option(help="Tip link, for a URDF file (default: its only leaf).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's).")] = None,
+    device: Annotated[str, typer.Option(help="torch device to solve on, e.g. cpu or cuda.")] = "cpu",
 ) -> None:
     """Joint values that put ROBOT's tip on each target pose, within its joint limits.
 
@@ -411,6 +412,7 @@ def solve(
     """
     import math as _math
 
+    from ikrl.components import check_device
     from ikrl.solver import solve as run_solver
     from ikrl.targets import load_targets, random_targets, write_solutions
 
@@ -419,7 +421,7 @@ def solve(
     if (targets is None) == (random is None):
         raise _fail("give exactly one of --targets FILE and --random N")
     try:
-        chain = _robot_chain(robot, base, tip).to(dtype=torch.float64 if float64 else torch.float32)
+        chain = _robot_chain(robot, base, tip).to(dtype=torch.float64 if float64 else torch.float32, device=check_device(device))
         if targets is not None:
             poses = load_targets(targets)
             source = str(targets)
@@ -428,7 +430,7 @@ def solve(
             source = f"{random:,} random reachable targets (seed {seed})"
         start = time.perf_counter()
         result = run_solver(
-            chain, poses.to(chain.dtype), policy=checkpoint, policy_steps=policy_steps, tol_pos=tol_pos,
+            chain, poses.to(dtype=chain.dtype, device=chain.device), policy=checkpoint, policy_steps=policy_steps, tol_pos=tol_pos,
             tol_rot=_math.radians(tol_rot), max_iters=max_iters, restarts=restarts, seed=seed,
         )  # fmt: skip
         seconds = time.perf_counter() - start

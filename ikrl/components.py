@@ -26,6 +26,7 @@ __all__ = [
     "RewardShape",
     "Sampler",
     "State",
+    "check_device",
     "check_number",
     "is_finite_number",
 ]
@@ -131,3 +132,23 @@ def check_number(
     if not ((x > low if low_open else x >= low) and x <= high):
         raise BadParameterError(f"{component}: {name} must be {accepted}; got {value!r}")
     return x
+
+
+def check_device(device: object) -> torch.device:
+    """``device`` as a :class:`torch.device` that this machine has, else a BadParameterError
+    saying what was wrong (not a device name, or a kind this torch build or machine lacks)."""
+    try:
+        resolved = torch.device(device)  # type: ignore[arg-type]
+    except (RuntimeError, TypeError, ValueError):
+        raise BadParameterError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
+    if resolved.type == "cpu":
+        return resolved
+    module = getattr(torch, resolved.type, None)
+    available = getattr(module, "is_available", None)
+    if available is None or not available():
+        raise BadParameterError(f"device {device!r} is not available here (torch.{resolved.type}.is_available() is False); use 'cpu'")
+    count = getattr(module, "device_count", None)
+    if resolved.index is not None and count is not None and resolved.index >= count():
+        raise BadParameterError(f"device {device!r} does not exist: this machine has {count()} {resolved.type} device(s)")
+    return resolved
+

@@ -1,8 +1,9 @@
 """Target poses in and joint solutions out: the files ``ikrl solve`` reads and writes.
 
-Targets (one pose of the tip in the base frame per row), as ``.npy`` or ``.csv``:
+Targets (one pose of the tip in the base frame per row), as ``.npy``, ``.csv`` or ``.pt`` (a
+tensor saved with :func:`torch.save`):
 
-* 16 numbers per row, or an ``.npy`` array ``[N, 4, 4]``: the homogeneous matrix, row-major;
+* 16 numbers per row, or an array ``[N, 4, 4]``: the homogeneous matrix, row-major;
 * 7 numbers per row: position ``x, y, z`` (metres) and unit quaternion ``qw, qx, qy, qz``.
 
 A CSV may start with one header line. Nothing is silently fixed: a rotation that is not
@@ -17,6 +18,7 @@ the joint names) or ``.npy`` (the joint values alone, ``[N, dof]``).
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ from ikrl.solver import SolveResult
 
 __all__ = ["SOLUTION_SUFFIXES", "TARGET_SUFFIXES", "load_targets", "random_targets", "write_solutions"]
 
-TARGET_SUFFIXES = (".npy", ".csv")
+TARGET_SUFFIXES = (".npy", ".csv", ".pt")
 SOLUTION_SUFFIXES = (".csv", ".npz", ".npy")
 #: How far a read rotation may be from orthonormal, or a quaternion from unit length.
 _TOLERANCE = 1e-5
@@ -45,16 +47,22 @@ def random_targets(chain: Chain, n: int, seed: int = 0) -> tuple[Tensor, Tensor]
 
 
 def load_targets(path: str | Path) -> Tensor:
-    """Target poses ``[N, 4, 4]`` (float64) from a ``.npy`` or ``.csv`` file (module docstring)."""
+    """Target poses ``[N, 4, 4]`` (float64) from a ``.npy``, ``.csv`` or ``.pt`` file (module docstring)."""
     path = Path(path)
     if path.suffix not in TARGET_SUFFIXES:
-        raise TargetsFileError(f"{path}: targets must be a {' or '.join(TARGET_SUFFIXES)} file; got {path.suffix or 'no suffix'!r}")
+        kinds = f"{', '.join(TARGET_SUFFIXES[:-1])} or {TARGET_SUFFIXES[-1]}"
+        raise TargetsFileError(f"{path}: targets must be a {kinds} file; got {path.suffix or 'no suffix'!r}")
     if not path.is_file():
         raise TargetsFileError(f"{path}: no such file of targets")
     try:
-        rows = np.load(path, allow_pickle=False) if path.suffix == ".npy" else _read_csv(path)
+        if path.suffix == ".npy":
+            rows = np.load(path, allow_pickle=False)
+        elif path.suffix == ".pt":
+            rows = _read_tensor(path)
+        else:
+            rows = _read_csv(path)
         rows = np.asarray(rows, dtype=np.float64)
-    except (ValueError, TypeError, OSError) as error:
+    except (ValueError, TypeError, OSError, RuntimeError) as error:
         raise TargetsFileError(f"{path}: cannot read targets as numbers: {error}") from error
     if rows.ndim == 3 and rows.shape[1:] == (4, 4):
         rows = rows.reshape(-1, 16)
@@ -68,6 +76,17 @@ def load_targets(path: str | Path) -> Tensor:
         raise TargetsFileError(f"{path}: row {int(np.argmax(bad))} has a value that is not finite")
     values = torch.from_numpy(rows)
     return _from_quaternions(path, values) if values.shape[1] == 7 else _from_matrices(path, values)
+
+
+def _read_tensor(path: Path) -> np.ndarray:
+    # weights_only: a .pt file may come from anywhere, and must not run code when loaded.
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ValueError(f"not a torch.save file of plain tensors ({error})") from error
+    if not isinstance(value, Tensor) or value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"a .pt file of targets must hold one real tensor; it holds {type(value).__name__}")
+    return value.detach().double().numpy()
 
 
 def _read_csv(path: Path) -> np.ndarray:

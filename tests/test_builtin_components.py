@@ -578,3 +578,19 @@ def test_parameter_check_helpers_for_plugin_authors():
         check_number("thing", "noise", 0, accepted="a number > 0", low=0, low_open=True)
     with pytest.raises(BadParameterError, match=r"thing: gamma must be in \(0, 1\]; got 1\.5"):
         check_number("thing", "gamma", 1.5, accepted="in (0, 1]", low=0, low_open=True, high=1)
+
+
+def test_device_check_names_what_is_wrong(monkeypatch):
+    from ikrl.components import check_device
+
+    assert check_device("cpu") == torch.device("cpu")
+    with pytest.raises(BadParameterError, match=r"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got 'gpu'"):
+        check_device("gpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(BadParameterError, match=r"device 'cuda' is not available here \(torch.cuda.is_available\(\) is False\); use 'cpu'"):
+        check_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert check_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(BadParameterError, match=r"device 'cuda:2' does not exist: this machine has 2 cuda device\(s\)"):
+        check_device("cuda:2")

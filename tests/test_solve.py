@@ -202,3 +202,13 @@ def test_no_targets_give_an_empty_result():
     chain = ikrl_robots.load("panda")
     result = solve(chain, torch.zeros(0, 4, 4))
     assert result.q.shape == (0, 7) and result.success.shape == (0,) and result.success_rate == 1.0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_solving_on_cuda_matches_the_cpu_verdicts():
+    chain = ikrl_robots.load("ur5e", dtype=torch.float32).to(device="cuda")
+    _, targets = reachable(chain.to(device="cpu"), 64)
+    result = solve(chain, targets.to("cuda"), seed=1)
+    assert result.q.device.type == "cuda" and result.success_rate >= 0.99
+    position, rotation = pose_errors(chain.forward_kinematics(result.q).cpu().double(), targets.double())
+    assert bool(((position < 1e-3) & (rotation < math.radians(1.0)))[result.success.cpu()].all())

@@ -51,8 +51,20 @@ def test_targets_round_trip_through_npy_and_csv_in_both_layouts(tmp_path, poses)
     seven = torch.cat([poses[:, :3, 3], matrix_to_quaternion(poses[:, :3, :3])], -1)
     (tmp_path / "q.csv").write_text("x,y,z,qw,qx,qy,qz\n" + "\n".join(",".join(repr(v) for v in row) for row in seven.tolist()) + "\n")
     (tmp_path / "m.csv").write_text("\n".join(",".join(repr(v) for v in row) for row in poses.reshape(5, 16).tolist()))
-    for name in ("m.npy", "flat.npy", "q.csv", "m.csv"):
+    torch.save(poses.float(), tmp_path / "m.pt")
+    torch.save(seven, tmp_path / "q.pt")
+    for name in ("m.npy", "flat.npy", "q.csv", "m.csv", "q.pt"):
         torch.testing.assert_close(load_targets(tmp_path / name), poses, msg=name)
+    torch.testing.assert_close(load_targets(tmp_path / "m.pt"), poses.float().double(), msg="m.pt")
+
+
+def test_a_pt_file_must_hold_one_real_tensor(tmp_path):
+    torch.save({"targets": torch.eye(4)[None]}, tmp_path / "dict.pt")
+    with pytest.raises(TargetsFileError, match="must hold one real tensor; it holds dict"):
+        load_targets(tmp_path / "dict.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a torch file")
+    with pytest.raises(TargetsFileError, match="cannot read targets as numbers"):
+        load_targets(tmp_path / "junk.pt")
 
 
 @pytest.mark.parametrize(
@@ -82,7 +94,7 @@ def test_a_npy_file_of_text_is_a_clear_error(tmp_path):
 
 
 def test_missing_or_unknown_target_files(tmp_path):
-    with pytest.raises(TargetsFileError, match=r"must be a .npy or .csv file; got '.txt'"):
+    with pytest.raises(TargetsFileError, match=r"must be a \.npy, \.csv or \.pt file; got '\.txt'"):
         load_targets(tmp_path / "t.txt")
     with pytest.raises(TargetsFileError, match="no such file of targets"):
         load_targets(tmp_path / "t.npy")
@@ -146,6 +158,7 @@ def test_solve_a_target_file_on_a_urdf_in_float64(tmp_path):
         (["panda+sincos", "--random", "2"], "ikrl solve takes a robot, not a whole spec"),
         (["panda", "--random", "2", "--tip", "x"], "--base and --tip go with a URDF file"),
         (["panda", "--targets", "nowhere.csv"], "no such file of targets"),
+        (["panda", "--random", "2", "--device", "gpu0"], "device must be a torch device such as 'cpu'"),
     ],
 )
 def test_solve_errors_are_one_line(args, message):

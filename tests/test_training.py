@@ -38,6 +38,12 @@ def test_config_checks_and_round_trips():
         TrainConfig.from_dict({"colour": 1})
 
 
+def test_training_on_a_device_this_machine_lacks_is_refused_before_it_starts(tmp_path):
+    with pytest.raises(BadParameterError, match="device must be a torch device such as 'cpu'"):
+        train("dobot_cr5", TrainConfig(steps=10, device="gpu"), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def _apg(**params):
     env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=16, seed=0)
     policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=(16,))

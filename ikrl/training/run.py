@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from ikrl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
+from ikrl.components import check_device
 from ikrl.errors import BadParameterError, CheckpointMismatchError, closest
 from ikrl.evaluate import evaluate, evaluate_policy
 from ikrl.policy import Policy
@@ -171,11 +172,14 @@ def train(
     """
     from ikrl.registry import make_env
 
+    # Checked here, not in TrainConfig: a config may be written where its device is absent
+    # (an ablation's head node) and run where it is.
+    device = check_device(config.device)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    elif torch.device(config.device).type == "cpu":
+    elif device.type == "cpu":
         # Batches of a few hundred arms gain nothing from intra-op threads, and lose 4x or
         # more when another process shares the cores (measured on 2 cores).
         torch.set_num_threads(1)
