@@ -390,14 +390,16 @@ def _held_step(chain: Chain, q: Tensor, jac: Tensor, error: Tensor, damping: Ten
     Holding by the gradient's sign (the usual active-set rule of projected methods) needs one
     solve; holding by the step's own sign would need a second, for the rows held.
     """
-    descent = (jac * error.unsqueeze(-1)).sum(-2)  # J^T e, [B, dof]
+    descent = (jac.transpose(-1, -2) @ error.unsqueeze(-1)).squeeze(-1)  # J^T e, [B, dof]
     held = torch.where(descent < 0, q <= chain.lower, q >= chain.upper) & (descent != 0)
     free = (~held).to(jac.dtype)
-    return _damped_step(jac * free.unsqueeze(-2), error, damping) * free
+    # With F = diag(free): (J F)^T e = F J^T e, so the descent direction is reused.
+    return _damped_step(jac * free.unsqueeze(-2), error, damping, descent * free) * free
 
 
-def _damped_step(jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
-    """``(J^T J + lambda I)^-1 J^T e``, solved in whichever of joint and task space is smaller.
+def _damped_step(jac: Tensor, error: Tensor, damping: Tensor, descent: Tensor | None = None) -> Tensor:
+    """``(J^T J + lambda I)^-1 J^T e``, solved in whichever of joint and task space is smaller
+    (``descent``: ``J^T e`` if already known).
 
     The matrix is symmetric positive definite for ``lambda > 0``; ``solve_ex`` (LU) is a
     little faster than a Cholesky factorisation and solve for these small batched systems,
@@ -407,12 +409,16 @@ def _damped_step(jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
     rows, cols = jac.shape[-2:]
     jt = jac.transpose(-1, -2)
     if cols <= rows:
-        eye = torch.eye(cols, dtype=jac.dtype, device=jac.device)
-        system = torch.baddbmm(damping[:, None, None] * eye, jt, jac)
-        return torch.linalg.solve_ex(system, jt @ error.unsqueeze(-1))[0].squeeze(-1)
-    eye = torch.eye(rows, dtype=jac.dtype, device=jac.device)
-    system = torch.baddbmm(damping[:, None, None] * eye, jac, jt)
+        if descent is None:
+            descent = (jt @ error.unsqueeze(-1)).squeeze(-1)
+        system = torch.baddbmm(damping[:, None, None] * _eye(cols, jac), jt, jac)
+        return torch.linalg.solve_ex(system, descent.unsqueeze(-1))[0].squeeze(-1)
+    system = torch.baddbmm(damping[:, None, None] * _eye(rows, jac), jac, jt)
     return (jt @ torch.linalg.solve_ex(system, error.unsqueeze(-1))[0]).squeeze(-1)
+
+
+def _eye(n: int, like: Tensor) -> Tensor:
+    return torch.eye(n, dtype=like.dtype, device=like.device)
 
 
 def _error(pose: Tensor, goal: Tensor) -> tuple[Tensor, Tensor, Tensor]:

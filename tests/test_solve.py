@@ -144,6 +144,8 @@ def test_the_damped_step_in_joint_or_task_space_is_the_normal_equations_solution
     jt = jac.transpose(-1, -2)
     expected = torch.linalg.solve(jt @ jac + damping[:, None, None] * torch.eye(dof, dtype=torch.float64), jt @ error[..., None])
     torch.testing.assert_close(_damped_step(jac, error, damping), expected.squeeze(-1))
+    if dof <= 6:  # joint space takes J^T e when the caller has it
+        torch.testing.assert_close(_damped_step(jac, error, damping, (jt @ error[..., None]).squeeze(-1)), expected.squeeze(-1))
 
 
 def test_joints_at_a_limit_pushed_outwards_are_held_and_the_others_solve_without_them():
