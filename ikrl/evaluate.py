@@ -8,8 +8,9 @@ values. An arm succeeds within ``(position, rotation)`` when its final errors ar
 them. With ``swarm=K``, every target gets K starts and the best final pose is kept (ranked
 by position/5 mm + rotation/2 degrees), as in earlier RL-for-IK work. With ``refine``, the
 kept pose is then the start of :func:`ikrl.solver.solve` (no restarts, no seed table: only a
-local polish of the policy's answer), and the metrics are those of the solver's result,
-timed with the rollout; the policy's own success rates stay in ``extra``.
+local polish of the policy's answer), and the metrics are those of the polished answers
+(where the solver's answer is worse, the policy's is kept), timed with the rollout; the
+policy's own success rates stay in ``extra``, and the mean steps to success stay the policy's.
 
 Errors are :func:`ikrl.se3.pose_errors`, the definition the environment and the solver share.
 """

@@ -84,8 +84,10 @@ def _read_tensor(path: Path) -> np.ndarray:
         value = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise ValueError(f"not a torch.save file of plain tensors ({error})") from error
-    if not isinstance(value, Tensor) or value.is_complex() or value.dtype == torch.bool:
+    if not isinstance(value, Tensor):
         raise ValueError(f"a .pt file of targets must hold one real tensor; it holds {type(value).__name__}")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise ValueError(f"a .pt file of targets must hold one real tensor; it holds a {value.dtype} tensor")
     return value.detach().double().numpy()
 
 

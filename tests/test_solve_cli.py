@@ -62,6 +62,9 @@ def test_a_pt_file_must_hold_one_real_tensor(tmp_path):
     torch.save({"targets": torch.eye(4)[None]}, tmp_path / "dict.pt")
     with pytest.raises(TargetsFileError, match="must hold one real tensor; it holds dict"):
         load_targets(tmp_path / "dict.pt")
+    torch.save(torch.ones(2, 16, dtype=torch.bool), tmp_path / "bool.pt")
+    with pytest.raises(TargetsFileError, match="it holds a torch.bool tensor"):
+        load_targets(tmp_path / "bool.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a torch file")
     with pytest.raises(TargetsFileError, match="cannot read targets as numbers"):
         load_targets(tmp_path / "junk.pt")
