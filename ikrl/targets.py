@@ -85,7 +85,7 @@ def _read_tensor(path: Path) -> np.ndarray:
     except pickle.UnpicklingError as error:
         raise ValueError(f"not a torch.save file of plain tensors ({error})") from error
     if not isinstance(value, Tensor):
-        raise ValueError(f"a .pt file of targets must hold one real tensor; it holds {type(value).__name__}")
+        raise TypeError(f"a .pt file of targets must hold one real tensor; it holds {type(value).__name__}")
     if value.is_complex() or value.dtype == torch.bool:
         raise ValueError(f"a .pt file of targets must hold one real tensor; it holds a {value.dtype} tensor")
     return value.detach().double().numpy()
