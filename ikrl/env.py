@@ -44,7 +44,7 @@ from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
 from ikrl.chain import Chain
-from ikrl.components import ObservationTransform, PoseError, RewardShape, Sampler, State
+from ikrl.components import ObservationTransform, PoseError, RewardShape, Sampler, State, check_device
 from ikrl.errors import BadParameterError, IkrlError, ShapeError
 from ikrl.se3 import error_and_distances
 from ikrl.spec import EnvSpec
@@ -94,7 +94,7 @@ class IKEnv(EnvBase):
         spec: EnvSpec | None = None,
     ) -> None:
         _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance)
-        device = torch.device(device)
+        device = check_device(device)
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
         self.chain = chain.to(device=device, dtype=dtype)
         self.dtype = dtype

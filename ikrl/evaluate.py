@@ -26,7 +26,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ikrl.components import check_device
 from ikrl.errors import BadParameterError
 from ikrl.policy import Policy
 
@@ -146,7 +145,6 @@ def evaluate(
         raise BadParameterError(f"targets must be a positive int; got {targets!r}")
     if not isinstance(swarm, int) or swarm < 1:
         raise BadParameterError(f"swarm must be a positive int (starts per target); got {swarm!r}")
-    device = check_device(device)
     env = checkpoint.make_env(batch_size=targets * swarm, seed=seed, device=device)
     policy = checkpoint.policy(device)
     return evaluate_policy(env, policy, targets=targets, swarm=swarm, seed=seed, spec=checkpoint.spec, refine=refine)

@@ -213,6 +213,8 @@ def test_make_env_errors_name_what_is_wrong():
         make_env("ur5e", max_delta=(0.1, 0.2))
     with pytest.raises(BadParameterError, match=r"a keyword is an environment option"):
         make_env("ur5e", max_detla=0.1)
+    with pytest.raises(BadParameterError, match=r"device must be a torch device such as 'cpu'"):
+        make_env("ur5e", device="gpu")
     with pytest.raises(BadParameterError, match=r"overrides for geodesic, which the spec 'ur5e' does not name"):
         make_env("ur5e", geodesic={"rotation_weight": 1.0})
     with pytest.raises(BadParameterError, match=r"batch_size must be a positive int"):
