@@ -53,8 +53,9 @@ import ikrl_robots
 import torch
 
 import ikrl
-from ikrl.se3 import pose_errors
-from ikrl.solver import solve
+from ikrl.kinematics.se3 import pose_errors
+from ikrl.solver.pool import solve
+from ikrl.kinematics.protocol import bounds
 
 ROBOTS = ["dobot_cr5", "panda", "ur5"]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -177,7 +178,7 @@ def run_pytorch_kinematics(name, urdf, base, tip, dtype, low, high, goal, target
 def reachable_targets(chain64: ikrl.Chain, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The benchmark's targets: joint values uniform within the limits (seed ``TARGET_SEED``),
     float64, and the poses they reach."""
-    low, high = chain64.bounds()
+    low, high = bounds(chain64)
     generator = torch.Generator().manual_seed(TARGET_SEED)
     q_true = low + (high - low) * torch.rand(n, chain64.dof, generator=generator, dtype=torch.float64)
     return q_true, chain64.forward_kinematics(q_true)
@@ -186,7 +187,7 @@ def reachable_targets(chain64: ikrl.Chain, n: int) -> tuple[torch.Tensor, torch.
 def measure(name: str, n: int, repeats: int, variants: dict[str, dict]) -> tuple[list[dict], list[dict]]:
     urdf, base, tip = robot_source(name)
     chain64 = ikrl.load_chain(urdf, base=base, tip=tip, dtype=torch.float64)
-    low, high = chain64.bounds()
+    low, high = bounds(chain64)
     q_true, targets = reachable_targets(chain64, n)
 
     # Same answers first: the two libraries must agree on the robot, and the targets be reachable.
@@ -321,7 +322,8 @@ def cells(row: dict) -> list[str]:
 
 def warm_start(checkpoint: Path, n: int, repeats: int, steps: list[int]) -> list[dict]:
     """The CR5 solved from a trained policy's rollouts (several lengths) and without one."""
-    from ikrl.checkpoint import load_checkpoint
+    from ikrl.rl.checkpoint import load_checkpoint
+    from ikrl.rl.warmstart import policy_starts
 
     loaded = load_checkpoint(checkpoint)
     urdf, base, tip = robot_source("dobot_cr5")
@@ -333,7 +335,7 @@ def warm_start(checkpoint: Path, n: int, repeats: int, steps: list[int]) -> list
     cases = {"no policy": None, **{f"policy, {k} steps": k for k in steps}}
     rows = []
     for label, k in cases.items():
-        kwargs = {} if k is None else {"policy": loaded, "policy_steps": k}
+        kwargs = {} if k is None else {"warm_start": lambda q, k=k: policy_starts(loaded, chain, goal, q, steps=k)}
 
         def run(kwargs=kwargs):
             return solve(chain, goal, tol_pos=TOL_POS, tol_rot=TOL_ROT, seed=SOLVER_SEED, **kwargs)

@@ -13,9 +13,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ikrl.components import PoseError, RewardShape, check_number, is_finite_number
+from ikrl.extend.components import PoseError, RewardShape
+
+from ikrl.util.checks import check_number, is_finite_number
 from ikrl.errors import BadParameterError
-from ikrl.plugins import hookimpl
+from ikrl.extend.plugins import hookimpl
 
 __all__ = ["Geodesic", "Position", "Progress", "Sparse", "WeightedPose", "ikrl_rewards", "se3_distance"]
 

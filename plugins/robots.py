@@ -8,8 +8,8 @@ import torch
 
 # Aliased: the hook below must be named ikrl_robots, like the package.
 import ikrl_robots as shipped
-from ikrl.chain import Chain
-from ikrl.plugins import hookimpl
+from ikrl.kinematics.chain import Chain
+from ikrl.extend.plugins import hookimpl
 
 __all__ = ["ikrl_robots"]
 

@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ikrl.chain import Chain
-from ikrl.components import Sampler, is_finite_number
+from ikrl.kinematics.chain import Chain
+from ikrl.extend.components import Sampler
+from ikrl.util.checks import is_finite_number
 from ikrl.errors import BadParameterError
-from ikrl.plugins import hookimpl
+from ikrl.extend.plugins import hookimpl
+from ikrl.kinematics.protocol import into_limits, random_joints
 
 __all__ = ["Fixed", "NearTarget", "Uniform", "ikrl_samplers"]
 
@@ -38,7 +40,7 @@ def _near(chain: Chain, target: Tensor, noise: float, generator: torch.Generator
     """``target + noise * N(0, 1)`` per joint, clamped or wrapped back into range."""
     eps = torch.randn(target.shape, generator=generator, device=generator.device, dtype=torch.float64)
     start = target.to(torch.float64) + noise * eps.to(target.device)
-    return chain.into_limits(start.to(chain.dtype))
+    return into_limits(chain, start.to(chain.dtype))
 
 
 def _check_n(component: str, n: object) -> None:
@@ -53,8 +55,8 @@ class Uniform:
 
     def __call__(self, chain: Chain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         _check_n(self.name, n)
-        target = chain.random_joints(n, generator)
-        return chain.random_joints(n, generator), target
+        target = random_joints(chain, n, generator)
+        return random_joints(chain, n, generator), target
 
     def __repr__(self) -> str:
         return f"{self.name}()"
@@ -81,7 +83,7 @@ class NearTarget:
 
     def __call__(self, chain: Chain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         _check_n(self.name, n)
-        target = chain.random_joints(n, generator)
+        target = random_joints(chain, n, generator)
         return _near(chain, target, self.noise, generator), target
 
     def __repr__(self) -> str:
@@ -203,7 +205,7 @@ class Fixed:
                 f"row {row}, {chain.joint_names[joint]} = {float(self.table[row, joint]):g} not in "
                 f"[{float(lower[joint]):g}, {float(upper[joint]):g}]"
             )
-        table = chain.into_limits(self.table.clamp(lower, upper).to(device=chain.device, dtype=chain.dtype))
+        table = into_limits(chain, self.table.clamp(lower, upper).to(device=chain.device, dtype=chain.dtype))
         self._checked[key] = table
         return table
 
@@ -214,7 +216,7 @@ class Fixed:
         target = table[rows.to(table.device)]
         if self.starts == "near":
             return _near(chain, target, NEAR_NOISE, generator), target
-        return chain.random_joints(n, generator), target
+        return random_joints(chain, n, generator), target
 
     def __repr__(self) -> str:
         return f"{self.name}(file={self.file!r}, starts={self.starts!r})"

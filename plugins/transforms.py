@@ -13,9 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ikrl.chain import Chain
-from ikrl.components import JOINTS, TARGET, ObservationTransform, State
-from ikrl.plugins import hookimpl
+from ikrl.kinematics.chain import Chain
+from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, State
+from ikrl.extend.plugins import hookimpl
+from ikrl.kinematics.protocol import bounds
 
 __all__ = ["Error", "Normalize", "Raw", "SinCos", "Target", "ikrl_transforms"]
 
@@ -64,7 +65,7 @@ class Normalize:
     def __call__(self, state: State) -> Tensor:
         q = state.q
         # A continuous joint's range is [-pi, pi], so the same formula gives q / pi.
-        lower, upper = state.chain.bounds()
+        lower, upper = bounds(state.chain)
         middle = 0.5 * (lower + upper)
         half = 0.5 * (upper - lower)
         # A joint with lower == upper cannot move: map it to 0 rather than divide by 0.

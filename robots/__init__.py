@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ikrl import Chain, load_chain
+from ikrl.kinematics import Chain, load_chain
 from ikrl.errors import UnknownNameError
 
 __all__ = ["RobotInfo", "info", "load", "names"]

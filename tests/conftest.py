@@ -30,7 +30,7 @@ def cr5() -> ikrl.Chain:
 @pytest.fixture(autouse=True)
 def fresh_registry():
     """Each test starts and ends with no cached registry: plugins never leak between tests."""
-    from ikrl.registry import reset_default_registry
+    from ikrl.extend.registry import reset_default_registry
 
     reset_default_registry()
     yield
@@ -49,8 +49,8 @@ TOY_ARM_URDF = """<?xml version="1.0"?>
 @pytest.fixture
 def toy_arm_env():
     """An environment on a chain with a continuous and a prismatic joint, built directly."""
-    from ikrl.env import IKEnv
-    from ikrl.registry import assemble
+    from ikrl.env.ikenv import IKEnv
+    from ikrl.extend.registry import assemble
 
     parts = assemble("dobot_cr5+geodesic+uniform+sincos")
     chain = ikrl.load_chain(TOY_ARM_URDF)

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ikrl.ablate import Cell, expand_braces, plan, run_grid, summarize
+from ikrl.grid import Cell, plan, run_grid, summarize
+from ikrl.spec.braces import expand_braces
 from ikrl.errors import IkrlError, SpecSyntaxError
 
 
@@ -462,7 +463,7 @@ def test_summary_means_and_sample_stds_match_hand_numbers(tmp_path):
     rows = [line for line in markdown.splitlines() if line.startswith("| `")]
     assert len(rows) == 3
     assert rows[0].startswith("| `panda+geodesic` | 3 | 80.0 ± 10.0 | 30.0 ± 10.0 | 2.00 ± 1.00 | ")
-    assert rows[0].endswith(" | 11.0 ± 1.0 |")  # rotation 0.02 ± 0.01 rad = 1.15 ± 0.57 deg before it
+    assert rows[0].endswith(" | 11.0 ± 1.0 | – |")  # no train steps in these records; rotation 0.02 ± 0.01 rad = 1.15 ± 0.57 deg before it
     assert "| 1.15 ± 0.57 |" in rows[0]
 
     with (out / "summary.csv").open(newline="") as file:
@@ -483,7 +484,7 @@ def test_summarize_needs_a_grid_folder(tmp_path):
 
 
 def test_summary_leaves_nan_metrics_out_of_mean_and_std(tmp_path):
-    from ikrl.ablate import _mean, _std
+    from ikrl.grid.summary import _mean, _std
 
     assert _mean([1.0, math.nan, 3.0]) == 2.0
     assert _std([1.0, math.nan, 3.0]) == pytest.approx(math.sqrt(2.0))

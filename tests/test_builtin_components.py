@@ -17,7 +17,7 @@ import ikrl_plugins.samplers as samplers
 import ikrl_plugins.transforms as transforms
 import ikrl_robots
 from ikrl import se3
-from ikrl.components import JOINTS, TARGET, ObservationTransform, PoseError, RewardShape, Sampler, State
+from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, PoseError, RewardShape, Sampler, State
 from ikrl.errors import BadParameterError
 
 F64 = torch.float64
@@ -78,7 +78,7 @@ def test_hooks_return_exactly_the_builtin_names():
 
 
 def test_entry_points_reach_the_hooks():
-    from ikrl.plugins import load_plugins
+    from ikrl.extend.plugins import load_plugins
 
     hook = load_plugins(autoload=False).manager.hook
     assert rewards.ikrl_rewards() in hook.ikrl_rewards()
@@ -568,7 +568,7 @@ def test_components_run_on_cuda(arms):
 
 
 def test_parameter_check_helpers_for_plugin_authors():
-    from ikrl.components import check_number, is_finite_number
+    from ikrl.util.checks import check_number, is_finite_number
 
     assert is_finite_number(3) and is_finite_number(0.5)
     assert not is_finite_number(True) and not is_finite_number(math.inf) and not is_finite_number("1")
@@ -581,7 +581,7 @@ def test_parameter_check_helpers_for_plugin_authors():
 
 
 def test_device_check_names_what_is_wrong(monkeypatch):
-    from ikrl.components import check_device
+    from ikrl.util.checks import check_device
 
     assert check_device("cpu") == torch.device("cpu")
     with pytest.raises(BadParameterError, match=r"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got 'gpu'"):

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 import ikrl
-from ikrl.chain import Chain, Joint, Mimic
+from ikrl.kinematics.chain import Chain, Joint, Mimic
 from ikrl.errors import JointInputError
+from ikrl.kinematics.protocol import bounds, into_limits, random_joints
 
 from .conftest import CR5_URDF
 
@@ -198,27 +199,27 @@ def test_no_tensor_is_tied_to_the_cpu(cr5, batch):
 
 def test_bounds_and_into_limits():
     chain = planar_arm(second="continuous")
-    low, high = chain.bounds()
+    low, high = bounds(chain)
     torch.testing.assert_close(low, torch.tensor([-3.0, -math.pi], dtype=torch.float64))
     torch.testing.assert_close(high, torch.tensor([3.0, math.pi], dtype=torch.float64))
     q = torch.tensor([[4.0, 4.0], [-3.5, -4.0], [1.0, 1.0]], dtype=torch.float64, requires_grad=True)
-    inside = chain.into_limits(q)
+    inside = into_limits(chain, q)
     expected = torch.tensor([[3.0, 4.0 - 2 * math.pi], [-3.0, 2 * math.pi - 4.0], [1.0, 1.0]], dtype=torch.float64)
     torch.testing.assert_close(inside, expected)
     inside.sum().backward()  # clamped entries pass no gradient, wrapped and inner ones pass 1
     torch.testing.assert_close(q.grad, torch.tensor([[0.0, 1.0], [0.0, 1.0], [1.0, 1.0]], dtype=torch.float64))
     with pytest.raises(JointInputError, match=r"shape \(\.\.\., 2\)"):
-        chain.into_limits(torch.zeros(3, dtype=torch.float64))
+        into_limits(chain, torch.zeros(3, dtype=torch.float64))
 
 
 def test_random_joints_cover_the_bounds_and_repeat_with_a_seed():
     chain = planar_arm(second="continuous")
-    q = chain.random_joints(2000, torch.Generator().manual_seed(0))
-    low, high = chain.bounds()
+    q = random_joints(chain, 2000, torch.Generator().manual_seed(0))
+    low, high = bounds(chain)
     assert q.shape == (2000, 2) and q.dtype == torch.float64
     assert ((q >= low) & (q <= high)).all() and (q[:, 1] < math.pi).all()
     # Uniform: each joint's mean is the middle of its range, its spread (high - low) / sqrt(12).
     torch.testing.assert_close(q.mean(0), (low + high) / 2, atol=0.15, rtol=0)
     torch.testing.assert_close(q.std(0), (high - low) / math.sqrt(12), atol=0.1, rtol=0)
-    again = chain.to(dtype=torch.float32).random_joints(2000, torch.Generator().manual_seed(0))
+    again = random_joints(chain.to(dtype=torch.float32), 2000, torch.Generator().manual_seed(0))
     torch.testing.assert_close(again.double(), q, atol=1e-6, rtol=0)  # same draws in any dtype

@@ -9,7 +9,7 @@ import torch
 
 import ikrl
 from ikrl import make_env
-from ikrl.checkpoint import (
+from ikrl.rl.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
     env_record,
@@ -18,7 +18,7 @@ from ikrl.checkpoint import (
     robot_record,
 )
 from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError
-from ikrl.policy import Policy
+from ikrl.rl.policy import Policy
 from tests.conftest import CR5_URDF
 
 
@@ -170,7 +170,7 @@ def test_an_anchored_policy_does_not_move_an_arm_on_target():
 
 
 def test_training_anchors_the_policy_on_the_error_columns():
-    from ikrl.training.run import goal_features
+    from ikrl.rl.training.run import goal_features
 
     env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=2)  # target (9), error (6), sincos
     assert goal_features(env) == tuple(range(9, 15))

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from ikrl.cli import app
+from ikrl.cli.app import app
 
 runner = CliRunner()
 SPEC = "dobot_cr5+weighted_pose+sincos"

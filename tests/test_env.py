@@ -16,8 +16,8 @@ from torchrl.envs.utils import check_env_specs, step_mdp
 import ikrl
 from ikrl import make_env
 from ikrl.errors import BadParameterError, SpecError, UnknownNameError
-from ikrl.registry import default_registry, reset_default_registry
-from ikrl.se3 import error_twist, pose_errors
+from ikrl.extend.registry import default_registry, reset_default_registry
+from ikrl.kinematics.se3 import error_twist, pose_errors
 
 reset_default_registry()
 _REGISTRY = default_registry()  # the installed plugins, for parametrisation at collection time

@@ -9,7 +9,7 @@ import torch
 
 from ikrl import make_env
 from ikrl.errors import BadParameterError, ShapeError
-from ikrl.evaluate import (
+from ikrl.rl.evaluate import (
     EVAL_SEED,
     TOLERANCES,
     _rank,
@@ -19,7 +19,8 @@ from ikrl.evaluate import (
     rows_from_metrics,
     summarize_errors,
 )
-from ikrl.se3 import pose_errors
+from ikrl.kinematics.se3 import pose_errors
+from ikrl.kinematics.protocol import into_limits
 
 
 def test_summary_of_hand_made_errors():
@@ -119,11 +120,11 @@ def test_refine_polishes_each_kept_answer_with_the_solver():
     _, target_q = held_out(chain, targets, swarm)
     target = chain.forward_kinematics(target_q)
     # The first start of each target ends a few centimetres off its answer; the second stays put.
-    near = chain.into_limits(target_q + 0.03).repeat_interleave(swarm, 0)
+    near = into_limits(chain, target_q + 0.03).repeat_interleave(swarm, 0)
     good = torch.tensor([True, False] * targets)
     plain = evaluate_policy(env, Oracle(env, near, good), targets=targets, swarm=swarm)
     refined = evaluate_policy(env, Oracle(env, near, good), targets=targets, swarm=swarm, refine=True)
-    torch.testing.assert_close(plain.answers, chain.into_limits(target_q + 0.03))
+    torch.testing.assert_close(plain.answers, into_limits(chain, target_q + 0.03))
     assert plain.metrics()["success_5mm_2deg"] == 0.0
     assert refined.extra["refined"] and refined.extra["policy_success_5mm_2deg"] == 0.0
     assert refined.metrics()["success_1mm_1deg"] == 1.0

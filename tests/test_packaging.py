@@ -35,3 +35,13 @@ def test_non_editable_install_ships_the_robot_files(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["dobot_cr5", "panda", "ur5e"]
+
+
+def test_pyproject_lists_every_package_and_robot_folder():
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {"ikrl", "ikrl_plugins", "ikrl_robots"}
+    found |= {".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "ikrl").rglob("__init__.py")}
+    found |= {f"ikrl_robots.{p.parent.name}" for p in (REPO / "robots").glob("*/robot.toml")}
+    assert found == listed, f"missing from pyproject: {sorted(found - listed)}; listed but absent: {sorted(listed - found)}"

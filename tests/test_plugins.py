@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 import ikrl
-from ikrl import hookspecs
+from ikrl.extend import hookspecs
 from ikrl.errors import BadParameterError, DuplicateNameError, PluginError
-from ikrl.plugins import DISABLE_AUTOLOAD_ENV, load_plugins
-from ikrl.registry import KINDS, Registry, build_robot, default_registry, make_env, reset_default_registry
-from ikrl.spec import Part
+from ikrl.extend.plugins import DISABLE_AUTOLOAD_ENV, load_plugins
+from ikrl.env.make import make_env
+from ikrl.extend.registry import KINDS, Registry, build_robot, default_registry, reset_default_registry
+from ikrl.spec.grammar import Part
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "plugins" / "example_thirdparty"

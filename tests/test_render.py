@@ -8,16 +8,17 @@ import pytest
 import torch
 from PIL import Image
 
-import ikrl.render
+import ikrl.viz.arm
 from ikrl import make_env
 from ikrl.errors import BadParameterError, IkrlError, ShapeError
-from ikrl.render import axis_limits, render_frame, render_rollout
+from ikrl.viz.arm import axis_limits, render_frame, render_rollout
+from ikrl.kinematics.protocol import random_joints
 
 SIZE = (96, 80)  # (width, height): not square, to catch a swapped H and W
 
 
 def _joints(chain, n: int, seed: int) -> torch.Tensor:
-    return chain.random_joints(n, torch.Generator().manual_seed(seed))
+    return random_joints(chain, n, torch.Generator().manual_seed(seed))
 
 
 @pytest.fixture
@@ -85,14 +86,14 @@ def test_rollout_gif_has_one_frame_per_step(cr5, tmp_path):
 
 def test_long_rollouts_are_subsampled_keeping_first_and_last(cr5, tmp_path, monkeypatch):
     titles: list[str] = []
-    real = ikrl.render.render_frame
+    real = ikrl.viz.arm.render_frame
 
     def spy(*args, **kwargs):
         titles.append(kwargs["title"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ikrl.render, "MAX_GIF_FRAMES", 4)
-    monkeypatch.setattr(ikrl.render, "render_frame", spy)
+    monkeypatch.setattr(ikrl.viz.arm, "MAX_GIF_FRAMES", 4)
+    monkeypatch.setattr(ikrl.viz.arm, "render_frame", spy)
     qs = _joints(cr5, 1, 5) + torch.linspace(0, 1, 10).reshape(10, 1, 1)
     path = render_rollout(
         cr5, qs, torch.eye(4).expand(1, 4, 4), tmp_path / "long.gif", size=SIZE, title="cr5"

@@ -1,4 +1,4 @@
-"""SAC (ikrl.training.sac) on the real environment: TorchRL's collector, buffer and loss
+"""SAC (ikrl.rl.training.sac) on the real environment: TorchRL's collector, buffer and loss
 wired to IKEnv, the policy as the actor's mean, state round trips, and (slow) learning."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from torchrl.collectors import Collector
 
 import ikrl
 from ikrl.errors import BadParameterError
-from ikrl.evaluate import evaluate_policy
-from ikrl.policy import Policy
-from ikrl.training.run import goal_features
-from ikrl.training.sac import SAC
+from ikrl.rl.evaluate import evaluate_policy
+from ikrl.rl.policy import Policy
+from ikrl.rl.training.run import goal_features
+from ikrl.rl.training.sac import SAC
 
 SPEC = "dobot_cr5+weighted_pose+sincos"
 KEYS = {
@@ -178,7 +178,7 @@ def test_rejects_bad_options(options, message):
 
 
 def _mean_final_position_error(policy: Policy) -> float:
-    """Held-out protocol (ikrl.evaluate): 256 uniform targets and starts, 100 steps."""
+    """Held-out protocol (ikrl.rl.evaluate): 256 uniform targets and starts, 100 steps."""
     env = ikrl.make_env(SPEC, batch_size=256, seed=1)
     return float(evaluate_policy(env, policy, targets=256).position_error.mean())
 

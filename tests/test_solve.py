@@ -11,12 +11,13 @@ import torch
 
 import ikrl_robots
 from ikrl.errors import BadParameterError, ShapeError
-from ikrl.se3 import pose_errors, so3_log
-from ikrl.solver import _damped_step, _error, _held_step, _seed_table_neighbours, _turned, solve
+from ikrl.kinematics.se3 import pose_errors, so3_log
+from ikrl.solver.pool import _damped_step, _error, _held_step, _seed_table_neighbours, _turned, solve
+from ikrl.kinematics.protocol import bounds, random_joints
 
 
 def reachable(chain, n, seed=0):
-    low, high = chain.bounds()
+    low, high = bounds(chain)
     generator = torch.Generator().manual_seed(seed)
     q = low + (high - low) * torch.rand(n, chain.dof, generator=generator, dtype=chain.dtype)
     return q, chain.forward_kinematics(q)
@@ -155,7 +156,7 @@ def test_joints_at_a_limit_pushed_outwards_are_held_and_the_others_solve_without
     error = torch.randn(3, 6, generator=generator, dtype=torch.float64)
     damping = torch.full((3,), 1e-2, dtype=torch.float64)
     descent = (jac.transpose(-1, -2) @ error[..., None]).squeeze(-1)
-    low, high = chain.bounds()
+    low, high = bounds(chain)
     q = (0.5 * (low + high)).expand(3, 6).clone()
     # Row 0: joint 0 at the limit its descent points past, held. Row 1: joint 2 at the
     # other limit, so free. Row 2: nothing at a limit.
@@ -185,7 +186,7 @@ def test_seed_table_neighbours_are_the_nearest_entry_of_each_part():
     chain = ikrl_robots.load("panda", dtype=torch.float64)
     _, targets = reachable(chain, 20, seed=5)
     neighbours = _seed_table_neighbours(chain, targets, 64, torch.Generator().manual_seed(9))
-    table_q = chain.random_joints(64, torch.Generator().manual_seed(9))  # the same draws
+    table_q = random_joints(chain, 64, torch.Generator().manual_seed(9))  # the same draws
     table = chain.forward_kinematics(table_q)
 
     def distance(poses):  # brute force, same metric: position and 0.2 m per unit of rotation matrix

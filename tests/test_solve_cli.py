@@ -14,12 +14,13 @@ from typer.testing import CliRunner
 import ikrl
 import ikrl_robots
 from ikrl import make_env
-from ikrl.cli import app
-from ikrl.errors import CheckpointMismatchError, TargetsFileError
-from ikrl.policy import Policy
-from ikrl.se3 import matrix_to_quaternion, pose_errors, quaternion_to_matrix, so3_exp
-from ikrl.solver import policy_starts, solve
-from ikrl.targets import load_targets, random_targets, write_solutions
+from ikrl.cli.app import app
+from ikrl.errors import ShapeError, CheckpointMismatchError, TargetsFileError
+from ikrl.rl.policy import Policy
+from ikrl.kinematics.se3 import matrix_to_quaternion, pose_errors, quaternion_to_matrix, so3_exp
+from ikrl.rl.warmstart import policy_starts
+from ikrl.solver.pool import solve
+from ikrl.solver.targets import load_targets, random_targets, write_solutions
 from tests.test_checkpoint import _checkpoint
 
 runner = CliRunner()
@@ -200,28 +201,29 @@ def test_policy_starts_are_the_policy_rollout(panda_checkpoint):
 def test_solve_refines_the_policy_rollout(panda_checkpoint, tmp_path, monkeypatch):
     chain = ikrl_robots.load("panda", dtype=torch.float64)
     answers, targets = random_targets(chain, 10, seed=5)
-    import ikrl.solver
-
     seen = {}
 
-    def fake_rollout(policy, chain_, targets_, q, *, steps=None):
-        seen.update(policy=policy, steps=steps, q=q)
+    def fake_rollout(q):
+        seen.update(q=q)
         return answers  # a perfect policy: the solver has nothing left to do
 
-    monkeypatch.setattr(ikrl.solver, "policy_starts", fake_rollout)
-    result = solve(chain, targets, policy=tmp_path / "run", policy_steps=4)
+    result = solve(chain, targets, warm_start=fake_rollout)
     assert result.success.all() and (result.iterations == 0).all() and (result.attempts == 1).all()
-    assert seen["steps"] == 4 and seen["policy"] == tmp_path / "run" and seen["q"].shape == (10, 7)
+    assert seen["q"].shape == (10, 7)
+    with pytest.raises(ShapeError, match=re.escape("warm_start must return joint values of shape (10, 7); got (10, 6)")):
+        solve(chain, targets, warm_start=lambda q: q[:, :6])
 
 
 def test_solve_with_a_real_checkpoint_file_and_a_wrong_robot(panda_checkpoint, tmp_path):
     panda_checkpoint.save(tmp_path)
     chain = ikrl_robots.load("panda")
     _, targets = random_targets(chain, 20, seed=6)
-    result = solve(chain, targets, policy=tmp_path, policy_steps=2)
+    result = solve(chain, targets, warm_start=lambda q: policy_starts(tmp_path, chain, targets, q, steps=2))
     assert result.success_rate >= 0.95
+    ur5e = ikrl_robots.load("ur5e")
+    ur5e_targets = random_targets(ur5e, 2)[1]
     with pytest.raises(CheckpointMismatchError, match=re.escape("trained for robot 'panda'")):
-        solve(ikrl_robots.load("ur5e"), random_targets(ikrl_robots.load("ur5e"), 2)[1], policy=tmp_path)
+        solve(ur5e, ur5e_targets, warm_start=lambda q: policy_starts(tmp_path, ur5e, ur5e_targets, q))
 
 
 def test_solve_command_with_a_checkpoint(panda_checkpoint, tmp_path):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ikrl.errors import SpecSyntaxError
-from ikrl.spec import EnvSpec, Part, format_value
+from ikrl.spec.grammar import EnvSpec, Part, format_value
 
 names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
 scalars = st.one_of(

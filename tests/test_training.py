@@ -10,12 +10,13 @@ import pytest
 import torch
 
 from ikrl import make_env
-from ikrl.checkpoint import load_checkpoint
+from ikrl.rl.checkpoint import load_checkpoint
 from ikrl.errors import BadParameterError, CheckpointMismatchError
-from ikrl.evaluate import rollout_policy, summarize_errors
-from ikrl.policy import Policy
-from ikrl.training.apg import APG
-from ikrl.training.run import DEFAULT_MINUTES, TrainConfig, train
+from ikrl.rl.evaluate import rollout_policy, summarize_errors
+from ikrl.rl.policy import Policy
+from ikrl.rl.training.apg import APG
+from ikrl.rl.training.run import DEFAULT_MINUTES, TrainConfig, train
+from ikrl.kinematics.protocol import into_limits, random_joints
 
 TINY = {"hidden": (32, 32), "batch_size": 32, "eval_targets": 20, "threads": 1}
 
@@ -147,8 +148,8 @@ def test_resuming_continues_the_budget_and_checks_the_spec(tmp_path):
 
 def _near_target_success(policy, env, seed=5):
     generator = torch.Generator().manual_seed(seed)
-    target_q = env.chain.random_joints(env.batch_size[0], generator)
-    start = env.chain.into_limits(target_q + 0.15 * torch.randn(target_q.shape, generator=generator))
+    target_q = random_joints(env.chain, env.batch_size[0], generator)
+    start = into_limits(env.chain, target_q + 0.15 * torch.randn(target_q.shape, generator=generator))
     final, first, _ = rollout_policy(env, policy, start, env.chain.forward_kinematics(target_q))
     return summarize_errors(final["position_error"].squeeze(-1), final["rotation_error"].squeeze(-1), first, 1.0)
 

@@ -93,7 +93,7 @@ def test_unknown_tags_are_quiet_and_logged_at_debug(capsys, caplog):
         '<link name="l1"/>', '<link name="l1"><visual><geometry><box size="1 1 1"/></geometry></visual></link>'
     )
     xml = xml.replace('<joint name="b" type="revolute">', '<joint name="b" type="revolute"><vendor_gain>3</vendor_gain>')
-    with caplog.at_level(logging.DEBUG, logger="ikrl.urdf"):
+    with caplog.at_level(logging.DEBUG, logger="ikrl.kinematics.urdf"):
         chain = ikrl.load_chain(xml)
     assert chain.dof == 3
     captured = capsys.readouterr()

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 import ikrl
-from ikrl.components import PoseError
+from ikrl.extend.components import PoseError
 from ikrl.errors import BadParameterError
 
 URDF = Path(__file__).with_name("toy_arm.urdf")

@@ -1,0 +1,311 @@
+"""The inverse-kinematics environment: a batched, differentiable TorchRL ``EnvBase``.
+
+Each of the ``N`` arms (``batch_size=[N]``) holds joint values ``q`` and a reachable target
+pose (forward kinematics of sampled joint values). An action is a joint-value delta,
+clamped to ``±max_delta`` per joint; the new joint values stay inside the limits
+(continuous joints wrap into ``[-pi, pi)``). The error between tip and target drives the
+reward; an arm *terminates* when its position and rotation errors are both under the
+tolerances, and is *truncated* after ``max_steps`` steps.
+
+The environment is stateless in TorchRL's sense: ``_step`` reads ``q``, ``target`` and the
+previous error from the input tensordict, so a rollout keeps the autograd graph and a
+policy can be trained by back-propagating through it. Entries:
+
+========================  ==========  ==================================================
+key                       shape       meaning
+========================  ==========  ==================================================
+``observation``           [N, D]      the policy's input: the transforms' features, concatenated
+``q``                     [N, dof]    joint values
+``target``                [N, 4, 4]   target pose in the base frame
+``error``                 [N, 6]      ``log(tip^-1 target)``, in the tip frame (:mod:`ikrl.kinematics.se3`)
+``position_error``        [N, 1]      metres
+``rotation_error``        [N, 1]      radians
+``step_count``            [N, 1]      steps since the arm's last reset (int64)
+``action``                [N, dof]    joint-value deltas
+``reward``                [N, 1]
+``done``/``terminated``/  [N, 1]      bool
+``truncated``
+========================  ==========  ==================================================
+
+``IKEnv.render()`` draws the last state (or a given tensordict's) as an RGB array, so
+TorchRL's ``PixelRenderTransform`` and ``VideoRecorder`` can record rollouts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import Tensor
+from torchrl.data import Bounded, Categorical, Composite, Unbounded
+from torchrl.envs import EnvBase
+
+from ikrl.kinematics.chain import Chain
+from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
+from ikrl.util.checks import check_device
+from ikrl.errors import BadParameterError, IkrlError, ShapeError
+from ikrl.kinematics.se3 import error_and_distances
+from ikrl.spec.grammar import EnvSpec
+from ikrl.kinematics.protocol import bounds, into_limits
+
+__all__ = ["IKEnv"]
+
+
+class IKEnv(EnvBase):
+    """Batched inverse kinematics for one chain; build it with :func:`ikrl.make_env`.
+
+    Args:
+        chain: the arm (converted to ``dtype`` and ``device``).
+        reward, sampler: a :class:`~ikrl.components.RewardShape` and a :class:`~ikrl.components.Sampler`.
+        transforms: ``(name, transform)`` pairs; their features make up ``observation``.
+        batch_size: number of arms ``N``.
+        max_steps: steps before an arm is truncated.
+        max_delta: largest joint change per step (radians or metres), one number or one per joint.
+        position_tolerance, rotation_tolerance: success thresholds (metres, radians).
+        seed: seeds the environment's own ``torch.Generator`` (random if None).
+        spec: the explicit spec the environment was assembled from (kept as ``resolved_spec``).
+
+    :meth:`render` returns a picture of the last reset or step (``uint8 [H, W, 3]``).
+    """
+
+    batch_locked = True
+    #: Gym's convention: what :meth:`render` returns.
+    render_mode = "rgb_array"
+    #: ``(q, target)``, detached, of the last reset or step: what :meth:`render` draws. The
+    #: state itself lives in the tensordicts; this is only a view of it for pictures.
+    _last: tuple[Tensor, Tensor] | None = None
+
+    def __init__(
+        self,
+        chain: Chain,
+        reward: RewardShape,
+        sampler: Sampler,
+        transforms: Sequence[tuple[str, ObservationTransform]],
+        *,
+        batch_size: int = 64,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+        max_steps: int = 100,
+        max_delta: float | Sequence[float] = 0.1,
+        position_tolerance: float = 0.005,
+        rotation_tolerance: float = math.radians(2.0),
+        seed: int | None = None,
+        spec: EnvSpec | None = None,
+    ) -> None:
+        _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance)
+        device = check_device(device)
+        super().__init__(device=device, batch_size=torch.Size([batch_size]))
+        self.chain = chain.to(device=device, dtype=dtype)
+        self.dtype = dtype
+        self.reward_shape = reward
+        self.sampler = sampler
+        self.transforms = tuple(transforms)
+        self.max_steps = max_steps
+        self.position_tolerance = position_tolerance
+        self.rotation_tolerance = rotation_tolerance
+        self.resolved_spec = spec
+        self.max_delta = _per_joint(max_delta, self.chain, dtype, device)
+        self._make_specs()
+        self._try_sampler()
+        self.set_seed(seed if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
+
+    # ------------------------------------------------------------------ specs
+
+    def _make_specs(self) -> None:
+        n, dof = self.batch_size[0], self.chain.dof
+        common = {"device": self.device, "dtype": self.dtype}
+        size = sum(t.size(self.chain) for _, t in self.transforms)
+        low, high = bounds(self.chain)
+        state = {
+            "q": Bounded(low=low.expand(n, dof), high=high.expand(n, dof), shape=(n, dof), **common),
+            "target": Unbounded(shape=(n, 4, 4), **common),
+            "error": Unbounded(shape=(n, 6), **common),
+            "position_error": Unbounded(shape=(n, 1), **common),
+            "rotation_error": Unbounded(shape=(n, 1), **common),
+            "step_count": Bounded(low=0, high=self.max_steps, shape=(n, 1), device=self.device, dtype=torch.int64),
+        }
+        self.observation_spec = Composite(
+            observation=Unbounded(shape=(n, size), **common), **state, shape=(n,), device=self.device
+        )
+        self.state_spec = Composite({k: v.clone() for k, v in state.items()}, shape=(n,), device=self.device)
+        self.action_spec = Bounded(
+            low=-self.max_delta.expand(n, dof), high=self.max_delta.expand(n, dof), shape=(n, dof), **common
+        )
+        self.reward_spec = Unbounded(shape=(n, 1), **common)
+        flag = {"n": 2, "shape": (n, 1), "dtype": torch.bool, "device": self.device}
+        self.done_spec = Composite(
+            done=Categorical(**flag), terminated=Categorical(**flag), truncated=Categorical(**flag),
+            shape=(n,), device=self.device,
+        )  # fmt: skip
+
+    def _try_sampler(self) -> None:
+        """Draw once from the sampler with a throwaway generator, so that a sampler which
+        cannot serve this chain (a targets file of the wrong width, say) fails here, at
+        construction, rather than at the first reset."""
+        start, target = self.sampler(self.chain, 1, torch.Generator(device=self.device).manual_seed(0))
+        for name, value in (("start", start), ("target", target)):
+            if tuple(value.shape) != (1, self.chain.dof):
+                raise BadParameterError(
+                    f"the sampler returned {name} joint values of shape {tuple(value.shape)}; "
+                    f"expected (n, {self.chain.dof}) for {self.chain.name!r}"
+                )
+
+    # ------------------------------------------------------------------ dynamics
+
+    def _set_seed(self, seed: int | None) -> None:
+        self.rng = torch.Generator(device=self.device)
+        self.rng.manual_seed(int(seed) if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
+
+    def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        n = self.batch_size[0]
+        start, target_q = self.sampler(self.chain, n, self.rng)
+        q = start.to(device=self.device, dtype=self.dtype)
+        target = self.chain.forward_kinematics(target_q.to(device=self.device, dtype=self.dtype))
+        step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
+        mask = None if tensordict is None else tensordict.get("_reset", None)
+        if mask is not None and not bool(mask.all()) and all(k in tensordict.keys() for k in ("q", "target")):
+            # A partial reset: arms outside the mask keep their joints, target and count.
+            keep = ~mask.reshape(n, 1)
+            q = torch.where(keep, tensordict["q"], q)
+            target = torch.where(keep.unsqueeze(-1), tensordict["target"], target)
+            if "step_count" in tensordict.keys():
+                step_count = torch.where(keep, tensordict["step_count"], step_count)
+        return self.state_at(q, target, step_count=step_count)
+
+    def state_at(self, q: Tensor, target: Tensor, *, step_count: Tensor | None = None) -> TensorDictBase:
+        """The tensordict of arms at joint values ``q [N, dof]`` facing target poses
+        ``target [N, 4, 4]``, as :meth:`reset` returns it: a rollout can start from chosen
+        states (evaluation on held-out targets, a solver's warm start).
+
+        ``q`` must lie within the limits (:meth:`Chain.into_limits`); it is not moved.
+        """
+        n = self.batch_size[0]
+        if tuple(q.shape) != (n, self.chain.dof) or tuple(target.shape) != (n, 4, 4):
+            raise ShapeError(
+                f"state_at needs q of shape ({n}, {self.chain.dof}) and target of shape ({n}, 4, 4) "
+                f"for this environment of {n} arms; got {tuple(q.shape)} and {tuple(target.shape)}"
+            )
+        q = q.to(device=self.device, dtype=self.dtype)
+        target = target.to(device=self.device, dtype=self.dtype)
+        out = self._observe(q, target)
+        self._last = (q.detach(), target.detach())
+        if step_count is None:
+            step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
+        out["step_count"] = step_count
+        false = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
+        out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
+        return out
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        action = tensordict["action"]
+        delta = torch.clamp(action, -self.max_delta, self.max_delta)
+        # Bounded joints stop at their limits; continuous joints wrap into [-pi, pi).
+        q = into_limits(self.chain, tensordict["q"] + delta)
+        before = PoseError(
+            tensordict["error"], tensordict["position_error"].squeeze(-1), tensordict["rotation_error"].squeeze(-1)
+        )
+        out = self._observe(q, tensordict["target"])
+        self._last = (q.detach(), out["target"].detach())
+        after = PoseError(out["error"], out["position_error"].squeeze(-1), out["rotation_error"].squeeze(-1))
+        success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
+        out["reward"] = self.reward_shape(before, after, success).reshape(-1, 1).to(self.dtype)
+        step_count = tensordict["step_count"] + 1
+        out["step_count"] = step_count
+        terminated = success.reshape(-1, 1)
+        truncated = step_count >= self.max_steps
+        out.update({"terminated": terminated, "truncated": truncated, "done": terminated | truncated})
+        return out
+
+    def _observe(self, q: Tensor, target: Tensor) -> TensorDict:
+        tip = self.chain.forward_kinematics(q)
+        twist, position, rotation = error_and_distances(tip, target)
+        state = State(self.chain, q, target, tip, PoseError(twist, position, rotation))
+        features = [transform(state) for _, transform in self.transforms]
+        return TensorDict(
+            {
+                "q": q,
+                "target": target,
+                "error": twist,
+                "position_error": position.unsqueeze(-1),
+                "rotation_error": rotation.unsqueeze(-1),
+                "observation": torch.cat(features, -1),
+            },
+            batch_size=self.batch_size,
+            device=self.device,
+        )
+
+    # ------------------------------------------------------------------ pictures
+
+    def render(
+        self, index: int | TensorDictBase | None = None, *, size: tuple[int, int] = (480, 480)
+    ) -> np.ndarray:
+        """A picture of arm ``index`` and its target (default: the first four arms), as
+        ``uint8 [H, W, 3]`` with ``(W, H) = size``.
+
+        Draws the last :meth:`reset` or :meth:`step`, since the environment itself keeps no
+        state. ``index`` may also be a tensordict with ``q`` and ``target`` (what TorchRL's
+        ``PixelRenderTransform(pass_tensordict=True)`` passes); then that state is drawn.
+        See :func:`ikrl.render.render_frame`.
+        """
+        from ikrl.viz.arm import render_frame  # matplotlib only once something is drawn
+
+        n = self.batch_size[0]
+        if isinstance(index, TensorDictBase):
+            if "q" not in index or "target" not in index:
+                raise BadParameterError(
+                    f"render(tensordict) draws its 'q' and 'target' entries; it has {sorted(index.keys())}"
+                )
+            q = index.get("q").reshape(-1, self.chain.dof)
+            target = index.get("target").reshape(-1, 4, 4)
+            index = None
+        elif self._last is None:
+            raise IkrlError(
+                "nothing to render yet: call env.reset() (or env.rollout(...)) first, then env.render()"
+            )
+        else:
+            q, target = self._last
+        if index is None:
+            shown = min(4, q.shape[0])
+            rows = slice(0, shown)
+            arms = "arm 0" if shown == 1 else f"arms 0-{shown - 1} of {n}"
+            title = f"{self.chain.name}: {arms}"
+        elif isinstance(index, int) and not isinstance(index, bool) and -n <= index < n:
+            index %= n
+            rows = slice(index, index + 1)
+            title = f"{self.chain.name}: arm {index} of {n}"
+        else:
+            raise BadParameterError(
+                f"index must be an int from {-n} to {n - 1} (one of the {n} arms) or None; got {index!r}"
+            )
+        return render_frame(self.chain, q[rows], target[rows], size=size, title=title)
+
+    def __repr__(self) -> str:
+        spec = f"{str(self.resolved_spec)!r}, " if self.resolved_spec is not None else ""
+        dtype = str(self.dtype).removeprefix("torch.")
+        return f"IKEnv({spec}batch_size={self.batch_size[0]}, dtype={dtype}, device={self.device})"
+
+
+def _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise BadParameterError(f"batch_size must be a positive int (the number of arms); got {batch_size!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise BadParameterError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
+    if not isinstance(max_steps, int) or max_steps < 1:
+        raise BadParameterError(f"max_steps must be a positive int; got {max_steps!r}")
+    for name, value in (("position_tolerance", position_tolerance), ("rotation_tolerance", rotation_tolerance)):
+        if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+            raise BadParameterError(f"{name} must be a positive number; got {value!r}")
+
+
+def _per_joint(value: float | Sequence[float], chain: Chain, dtype: torch.dtype, device: torch.device) -> Tensor:
+    values = torch.as_tensor(value, dtype=dtype, device=device).flatten()
+    if values.numel() == 1:
+        values = values.expand(chain.dof).clone()
+    if values.numel() != chain.dof or not bool((values > 0).all()) or not bool(torch.isfinite(values).all()):
+        raise BadParameterError(
+            f"max_delta must be one positive number or {chain.dof} (one per joint of {chain.name!r}); got {value!r}"
+        )
+    return values

@@ -1,0 +1,94 @@
+"""What a reward shape, a sampler and an observation transform must provide.
+
+These protocols are the contract between the environment and its parts, first-party and
+third-party alike. A plugin's factory (see :mod:`ikrl.extend.hookspecs`) is called with the
+keyword parameters written in the spec string and returns an object satisfying one of
+them. Everything is batched over the environment's ``N`` arms; tensors are on the
+environment's device and in its dtype.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from ikrl.kinematics.chain import Chain
+
+__all__ = [
+    "JOINTS",
+    "TARGET",
+    "ObservationTransform",
+    "PoseError",
+    "RewardShape",
+    "Sampler",
+    "State",
+]
+
+#: What an observation transform's features can show: the joint values, the target.
+JOINTS = "joints"
+TARGET = "target"
+
+
+class PoseError(NamedTuple):
+    """How far the tip is from the target (see :mod:`ikrl.kinematics.se3` for the conventions)."""
+
+    twist: Tensor  #: [N, 6] ``log(tip^-1 target)``, in the tip frame, (v, w)
+    position: Tensor  #: [N] distance between tip and target origins, metres
+    rotation: Tensor  #: [N] angle between tip and target orientations, radians in [0, pi]
+
+
+class State(NamedTuple):
+    """What observation transforms see after a reset or a step."""
+
+    chain: Chain
+    q: Tensor  #: [N, dof] joint values (continuous joints in [-pi, pi))
+    target: Tensor  #: [N, 4, 4] target pose in the base frame
+    tip: Tensor  #: [N, 4, 4] tip pose in the base frame
+    error: PoseError
+
+
+@runtime_checkable
+class RewardShape(Protocol):
+    """Turns the error before and after a step into a reward."""
+
+    def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
+        """Reward ``[N]`` for a step that took the error from ``before`` to ``after``.
+
+        ``success`` is ``[N]`` bool: the tip is within tolerance after the step. Use
+        differentiable operations where you can: policies may be trained by
+        back-propagating through rewards.
+        """
+        ...
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Draws start and target joint values; targets become poses by forward kinematics,
+    so every target is reachable."""
+
+    def __call__(self, chain: Chain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """``(start, target)`` joint values ``[n, dof]`` each, within the chain's limits
+        (continuous joints in ``[-pi, pi)``), on ``chain.device`` in ``chain.dtype``.
+
+        Draw all randomness from ``generator`` so that seeded environments repeat.
+        """
+        ...
+
+
+@runtime_checkable
+class ObservationTransform(Protocol):
+    """Adds a block of features to the policy's flat ``observation``."""
+
+    #: What the features show, a subset of ``{JOINTS, TARGET}``. The environment adds the
+    #: ``raw`` joint values or the ``target`` block when no transform of a spec shows them.
+    shows: frozenset[str]
+
+    def size(self, chain: Chain) -> int:
+        """Number of features for this chain."""
+        ...
+
+    def __call__(self, state: State) -> Tensor:
+        """Features ``[N, size(chain)]``."""
+        ...

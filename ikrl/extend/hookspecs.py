@@ -1,0 +1,49 @@
+"""The plugin hooks of ikrl: one per kind of component, nothing else in this module.
+
+A plugin is a module (or object) with functions marked ``@ikrl.hookimpl`` and named after
+these hooks, registered through the ``ikrl`` entry-point group. Each hook takes no
+arguments and returns a dict mapping names to factories; a factory is called with the
+keyword parameters written in the spec string (``near_target(noise=0.3)`` calls
+``factory(noise=0.3)``) and nothing else, and returns the component. Names must be unique:
+two plugins providing one name is an error that names both. Robots have their own names;
+rewards, samplers and transforms share one namespace, since a spec names them in any order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+from ikrl.kinematics.chain import Chain
+from ikrl.extend.components import ObservationTransform, RewardShape, Sampler
+
+__all__ = ["hookspec", "ikrl_rewards", "ikrl_robots", "ikrl_samplers", "ikrl_transforms"]
+
+hookspec = pluggy.HookspecMarker("ikrl")
+
+
+@hookspec
+def ikrl_robots() -> dict[str, Callable[..., Chain]]:
+    """Robots: names to factories returning an :class:`ikrl.Chain`.
+
+    Called when the registry is built. A URDF robot is one line:
+    ``{"my_arm": lambda: ikrl.load_chain(PATH, base="base_link", tip="tool0")}``.
+    The environment converts the chain to its dtype and device.
+    """
+
+
+@hookspec
+def ikrl_rewards() -> dict[str, Callable[..., RewardShape]]:
+    """Reward shapes: names to factories returning a :class:`ikrl.components.RewardShape`."""
+
+
+@hookspec
+def ikrl_samplers() -> dict[str, Callable[..., Sampler]]:
+    """Start/target samplers: names to factories returning a :class:`ikrl.components.Sampler`."""
+
+
+@hookspec
+def ikrl_transforms() -> dict[str, Callable[..., ObservationTransform]]:
+    """Observation transforms: names to factories returning an
+    :class:`ikrl.components.ObservationTransform`."""

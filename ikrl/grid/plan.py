@@ -1,0 +1,84 @@
+"""Planning a grid: the cells (spec, seed) of a brace pattern and their folder names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ikrl.errors import GridError
+from ikrl.spec.braces import expand_braces
+
+__all__ = ["Cell", "ConfigLike", "TrainFn", "plan", "seed_list", "spec_slug"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+=-]+")
+_SLUG_LENGTH = 80
+
+
+def spec_slug(spec: str) -> str:
+    """A spec as a safe folder name (see :attr:`Cell.folder`); ``ikrl train`` uses it too."""
+    return _UNSAFE.sub("-", spec)[:_SLUG_LENGTH].strip("-.") or "spec"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the grid: a canonical spec and a seed."""
+
+    spec: str
+    seed: int
+
+    @property
+    def folder(self) -> str:
+        """The cell's folder name: ``<slug>-seed<n>-<hash>``, stable across runs and machines.
+
+        The slug is the spec with every run of characters other than letters, digits and
+        ``_ . + = -`` replaced by ``-`` (``weighted_pose(w=1,2)`` -> ``weighted_pose-w=1-2``),
+        cut to 80 characters so that paths stay short; the hash (8 hex digits of the SHA-256 of
+        the spec) keeps two specs apart when their slugs collide (cut, or differing only in
+        punctuation or case). All seeds of one spec share the hash.
+        """
+        slug = spec_slug(self.spec)
+        digest = hashlib.sha256(self.spec.encode()).hexdigest()[:8]
+        return f"{slug}-seed{self.seed}-{digest}"
+
+
+def plan(pattern: str, seeds: int | Sequence[int] = 3) -> list[Cell]:
+    """The cells of a pattern: every expanded spec with every seed, spec-major.
+
+    ``seeds`` is a count (``3`` means seeds 0, 1, 2) or the seeds themselves.
+    """
+    seeds_used = seed_list(seeds)
+    return [Cell(spec, seed) for spec in expand_braces(pattern) for seed in seeds_used]
+
+
+def seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)) or isinstance(seeds, str):
+        raise GridError(f"seeds must be a count (3) or a list of ints ([0, 7, 42]); got {seeds!r}")
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise GridError(f"seeds must be at least 1 (the number of seeds per spec); got {seeds}")
+        return list(range(seeds))
+    given = list(seeds)
+    if not given or not all(isinstance(s, int) and not isinstance(s, bool) for s in given):
+        raise GridError(f"seeds must be a non-empty list of ints; got {seeds!r}")
+    repeated = sorted({s for s in given if given.count(s) > 1})
+    if repeated:
+        raise GridError(
+            f"seeds must differ; {', '.join(map(str, repeated))} appear more than once in {given}"
+        )
+    return given
+
+
+class ConfigLike(Protocol):
+    """What :func:`run_grid` needs of a training config (TrainConfig has both methods)."""
+
+    def replace(self, **changes: Any) -> ConfigLike: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+TrainFn = Callable[..., Any]
+"""``train(spec, config, run_dir, *, progress) -> result`` with ``result.evaluation`` (a dict)
+and ``result.train_seconds``; it writes ``eval.json`` last into ``run_dir``."""

@@ -1,0 +1,157 @@
+"""URDF loading: a thin adapter from urdf-parser-py's model to :meth:`Chain.from_joints`.
+
+Every number is read as a Python float (float64) and stays float64 until the chain is
+built, so the chain's dtype is the only rounding step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from urdf_parser_py import urdf as urdf_model
+from urdf_parser_py.xml_reflection import core as xml_core
+
+from ikrl.kinematics.chain import Chain, Joint, Mimic
+from ikrl.errors import UrdfError, UrdfNotFoundError
+from ikrl.kinematics.se3 import rpy_to_matrix
+
+__all__ = ["load_chain", "read_urdf_joints"]
+
+log = logging.getLogger(__name__)
+_parser_lock = threading.Lock()
+
+
+@contextmanager
+def _parser_messages_to_debug_log(source: str) -> Iterator[None]:
+    """urdf-parser-py prints a line to stderr for every tag it does not know
+    (transmissions, Gazebo extensions, ...). Those are normal in real URDFs: route them
+    to this module's debug log instead. Its hook is a module global, hence the lock."""
+    with _parser_lock:
+        previous = xml_core.on_error
+        xml_core.on_error = lambda message: log.debug("%s: %s", source, message)
+        try:
+            yield
+        finally:
+            xml_core.on_error = previous
+
+
+def _read_text(urdf: str | bytes | os.PathLike[str]) -> tuple[str, str]:
+    """(XML text, source name) of a path or of XML text."""
+    if isinstance(urdf, bytes):
+        return urdf.decode("utf-8"), "<string>"
+    if isinstance(urdf, str) and urdf.lstrip().startswith("<"):
+        return urdf, "<string>"
+    if not isinstance(urdf, (str, os.PathLike)):
+        raise TypeError(f"urdf must be a path or XML text; got {type(urdf).__name__}")
+    path = Path(urdf)
+    source = str(path)
+    try:
+        return path.read_text(encoding="utf-8"), source
+    except FileNotFoundError:
+        raise UrdfNotFoundError("no such file (pass a URDF path, or the XML text itself)", source=source) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UrdfError(f"cannot read the file: {exc}", source=source) from exc
+
+
+def _origin(origin: urdf_model.Pose | None) -> torch.Tensor:
+    pose = torch.eye(4, dtype=torch.float64)
+    if origin is None:
+        return pose
+    if origin.rpy is not None:
+        pose[:3, :3] = rpy_to_matrix(torch.tensor(origin.rpy, dtype=torch.float64))
+    if origin.xyz is not None:
+        pose[:3, 3] = torch.tensor(origin.xyz, dtype=torch.float64)
+    return pose
+
+
+def _kinematic_elements(text: str, source: str) -> ET.Element:
+    """The URDF's ``<robot>`` element with only what kinematics reads: links and joints.
+
+    Visuals, collisions, inertials, materials, transmissions and extensions are dropped
+    before urdf-parser-py sees them: it rejects, for instance, an old-style transmission
+    without ``<type>`` or a texture without a file name, none of which moves the arm.
+    What was dropped goes to the debug log.
+    """
+    try:
+        robot = ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise UrdfError(f"not well-formed XML: {exc}", source=source) from exc
+    if robot.tag != "robot":
+        raise UrdfError(f"the root element is <{robot.tag}>; a URDF's is <robot>", source=source)
+    dropped: dict[str, int] = {}
+    for element in list(robot):
+        if element.tag == "joint":
+            continue
+        if element.tag == "link":
+            for child in list(element):
+                dropped[f"link/{child.tag}"] = dropped.get(f"link/{child.tag}", 0) + 1
+                element.remove(child)
+            continue
+        dropped[str(element.tag)] = dropped.get(str(element.tag), 0) + 1
+        robot.remove(element)
+    if dropped:
+        log.debug("%s: not used by kinematics, ignored: %s", source, ", ".join(f"{n} <{t}>" for t, n in dropped.items()))
+    return robot
+
+
+def read_urdf_joints(urdf: str | bytes | os.PathLike[str]) -> tuple[str, list[Joint], list[str], str]:
+    """Parse a URDF into ``(robot name, joints, link names, source)`` without building a chain."""
+    text, source = _read_text(urdf)
+    element = _kinematic_elements(text, source)
+    try:
+        with _parser_messages_to_debug_log(source):
+            robot = urdf_model.URDF.from_xml_string(ET.tostring(element, encoding="unicode"))
+    except Exception as exc:  # urdf-parser-py raises many types; name the file and its message
+        raise UrdfError(f"not a valid URDF: {type(exc).__name__}: {exc}", source=source) from exc
+    joints = []
+    for j in robot.joints:
+        limit = j.limit
+        mimic = None
+        if j.mimic is not None:
+            mimic = Mimic(
+                joint=j.mimic.joint,
+                multiplier=1.0 if j.mimic.multiplier is None else float(j.mimic.multiplier),
+                offset=0.0 if j.mimic.offset is None else float(j.mimic.offset),
+            )
+        joints.append(
+            Joint(
+                name=j.name,
+                type=j.type,
+                parent=j.parent,
+                child=j.child,
+                origin=_origin(j.origin),
+                axis=(1.0, 0.0, 0.0) if j.axis is None else tuple(float(a) for a in j.axis),
+                lower=None if limit is None or limit.lower is None else float(limit.lower),
+                upper=None if limit is None or limit.upper is None else float(limit.upper),
+                mimic=mimic,
+            )
+        )
+    return robot.name, joints, [link.name for link in robot.links], source
+
+
+def load_chain(
+    urdf: str | bytes | os.PathLike[str],
+    *,
+    base: str | None = None,
+    tip: str | None = None,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Chain:
+    """Load the chain from ``base`` to ``tip`` of a URDF (a path, or the XML text).
+
+    ``base`` defaults to the root link, ``tip`` to the only leaf of the movable chain
+    (see :meth:`Chain.from_joints`). Supports revolute, continuous, prismatic and fixed
+    joints and mimic joints; floating and planar joints may exist elsewhere in the tree.
+    Messages about URDF tags ikrl does not use go to the ``ikrl.kinematics.urdf`` debug log.
+    """
+    name, joints, links, source = read_urdf_joints(urdf)
+    return Chain.from_joints(
+        joints, links=links, base=base, tip=tip, name=name, dtype=dtype, device=device, source=source
+    )

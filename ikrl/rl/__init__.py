@@ -1,0 +1,1 @@
+"""Learning: the policy network, checkpoints, rollouts, evaluation, warm starts and training."""

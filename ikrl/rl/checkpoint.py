@@ -1,0 +1,205 @@
+"""Checkpoints: a trained policy with everything needed to trust and reuse it.
+
+A run folder holds ``checkpoint.pt``, a dict written with :func:`torch.save` that holds only
+plain data (tensors, numbers, strings, lists, dicts), so it loads with ``weights_only=True``:
+
+============================  ===============================================================
+key                           what
+============================  ===============================================================
+``format``                    :data:`FORMAT`, bumped when the layout changes
+``algorithm``                 the training algorithm (``apg``, ``sac``...)
+``spec``                      the resolved spec string the policy was trained on
+``fingerprint``               :func:`kinematics_fingerprint` of the robot's chain
+``robot``                     the robot's name, base and tip links and joint names (for messages)
+``env``                       environment options: max_steps, max_delta, tolerances, dtype
+``policy``                    ``{"config": Policy.config(), "state": state_dict}``
+``train_config``              the training configuration (a dict)
+``progress``                  steps, updates and seconds trained so far
+``optimizer``                 optimizer/scheduler state for resuming (may be None)
+``versions``                  ikrl, torch, torchrl, tensordict, python
+============================  ===============================================================
+
+Loading for another robot, or for a URDF whose kinematics changed since training, raises
+:class:`~ikrl.errors.CheckpointMismatchError`.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ikrl.kinematics.protocol import KinematicChain
+from ikrl.errors import CheckpointError, CheckpointMismatchError
+from ikrl.rl.policy import Policy
+from ikrl.util.files import atomic_write
+
+__all__ = ["CHECKPOINT_FILE", "FORMAT", "Checkpoint", "kinematics_fingerprint", "load_checkpoint", "versions"]
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FORMAT = 1
+
+
+def kinematics_fingerprint(chain: KinematicChain) -> str:
+    """The chain's own :meth:`~ikrl.kinematics.protocol.KinematicChain.fingerprint`, checked to
+    be a non-empty string (a plugin's chain may get it wrong)."""
+    found = chain.fingerprint()
+    if not isinstance(found, str) or not found:
+        raise CheckpointError(f"chain {chain.name!r}.fingerprint() must return a non-empty string; got {found!r}")
+    return found
+
+
+def versions() -> dict[str, str]:
+    """Versions of what a checkpoint depends on, for the record."""
+    found = {"python": platform.python_version()}
+    for dist in ("ikrl", "torch", "torchrl", "tensordict"):
+        try:
+            found[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            found[dist] = "not installed"
+    return found
+
+
+def robot_record(chain: KinematicChain) -> dict[str, Any]:
+    """The robot's name and joints, for messages (the fingerprint decides what fits)."""
+    return {"name": chain.name, "joints": list(chain.joint_names)}
+
+
+@dataclass
+class Checkpoint:
+    """A loaded (or about to be saved) checkpoint; see the module docstring for the fields."""
+
+    algorithm: str
+    spec: str
+    fingerprint: str
+    robot: dict[str, Any]
+    env: dict[str, Any]
+    policy_config: dict[str, Any]
+    policy_state: dict[str, torch.Tensor]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    progress: dict[str, Any] = field(default_factory=dict)
+    optimizer: dict[str, Any] | None = None
+    versions: dict[str, str] = field(default_factory=versions)
+    path: Path | None = None
+
+    # ------------------------------------------------------------------ using it
+
+    def policy(self, device: torch.device | str = "cpu") -> Policy:
+        """The trained policy, in eval mode."""
+        policy = Policy(**self.policy_config)
+        policy.load_state_dict(self.policy_state)
+        return policy.to(device).eval()
+
+    def check_chain(self, chain: KinematicChain) -> None:
+        """Raise :class:`CheckpointMismatchError` unless ``chain`` has the trained kinematics."""
+        found = kinematics_fingerprint(chain)
+        if found == self.fingerprint:
+            return
+        trained = self.robot
+        where = f" ({self.path})" if self.path else ""
+        if chain.name != trained.get("name") or tuple(chain.joint_names) != tuple(trained.get("joints", ())):
+            problem = (
+                f"it was trained for robot {trained.get('name')!r} (joints {', '.join(trained.get('joints', []))}), "
+                f"not {chain.name!r} (joints {', '.join(chain.joint_names)})"
+            )
+        else:
+            problem = (
+                f"the kinematics of {chain.name!r} changed since training (fingerprint {found}, trained on "
+                f"{self.fingerprint}): its URDF's joint origins, axes, limits or base/tip links differ"
+            )
+        raise CheckpointMismatchError(f"checkpoint{where} does not fit: {problem}; retrain for this robot")
+
+    def make_env(
+        self, *, batch_size: int = 64, seed: int | None = None, device: torch.device | str = "cpu", **overrides: Any
+    ):
+        """The environment the policy was trained on (spec and options), checked against the
+        fingerprint. ``overrides`` go to :func:`ikrl.make_env` (e.g. another sampler's params)."""
+        from ikrl.env.make import make_env
+
+        options = {
+            "max_steps": self.env["max_steps"],
+            "max_delta": self.env["max_delta"],
+            "position_tolerance": self.env["position_tolerance"],
+            "rotation_tolerance": self.env["rotation_tolerance"],
+            "dtype": getattr(torch, self.env.get("dtype", "float32")),
+        }
+        options.update(overrides)
+        env = make_env(self.spec, batch_size=batch_size, seed=seed, device=device, **options)
+        self.check_chain(env.chain)
+        return env
+
+    # ------------------------------------------------------------------ files
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "algorithm": self.algorithm,
+            "spec": self.spec,
+            "fingerprint": self.fingerprint,
+            "robot": self.robot,
+            "env": self.env,
+            "policy": {"config": self.policy_config, "state": self.policy_state},
+            "train_config": self.train_config,
+            "progress": self.progress,
+            "optimizer": self.optimizer,
+            "versions": self.versions,
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write to ``path`` (a file, or a run folder that gets :data:`CHECKPOINT_FILE`),
+        atomically: a crash mid-write leaves the previous checkpoint intact."""
+        path = Path(path)
+        if path.is_dir() or not path.suffix:
+            path = path / CHECKPOINT_FILE
+        atomic_write(path, lambda partial: torch.save(self.to_dict(), partial))
+        self.path = path
+        return path
+
+
+def env_record(env) -> dict[str, Any]:
+    """The options of an :class:`~ikrl.env.IKEnv` a checkpoint needs to rebuild it."""
+    return {
+        "max_steps": env.max_steps,
+        "max_delta": [float(x) for x in env.max_delta],
+        "position_tolerance": float(env.position_tolerance),
+        "rotation_tolerance": float(env.rotation_tolerance),
+        "dtype": str(env.dtype).removeprefix("torch."),
+    }
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint file, or the :data:`CHECKPOINT_FILE` of a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}: give a run folder (holding {CHECKPOINT_FILE}) or the file itself")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - torch raises many kinds; all mean "not a checkpoint"
+        raise CheckpointError(f"{path} is not a readable ikrl checkpoint: {error}") from error
+    if not isinstance(data, dict) or "format" not in data:
+        raise CheckpointError(f"{path} is not an ikrl checkpoint (no 'format' entry)")
+    if data["format"] != FORMAT:
+        raise CheckpointError(f"{path} has checkpoint format {data['format']}; this ikrl reads format {FORMAT}")
+    missing = {"algorithm", "spec", "fingerprint", "robot", "env", "policy"} - set(data)
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(sorted(missing))}")
+    return Checkpoint(
+        algorithm=data["algorithm"],
+        spec=data["spec"],
+        fingerprint=data["fingerprint"],
+        robot=data["robot"],
+        env=data["env"],
+        policy_config=data["policy"]["config"],
+        policy_state=data["policy"]["state"],
+        train_config=data.get("train_config", {}),
+        progress=data.get("progress", {}),
+        optimizer=data.get("optimizer"),
+        versions=data.get("versions", {}),
+        path=path,
+    )

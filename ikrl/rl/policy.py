@@ -1,0 +1,117 @@
+"""The policy network every ikrl training algorithm produces and every consumer loads.
+
+A :class:`Policy` maps an environment's ``observation`` to an ``action`` (joint deltas):
+an MLP whose output goes through ``tanh`` and is scaled by the environment's per-joint
+``max_delta``, so its actions always lie inside the action spec's bounds. Its
+:meth:`~Policy.config` is a plain dict that, with the state dict, rebuilds it
+(:mod:`ikrl.rl.checkpoint` stores both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ikrl.errors import BadParameterError
+
+__all__ = ["ACTIVATIONS", "Policy"]
+
+#: Activation functions a policy may use, by name (the name is what checkpoints store).
+ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
+
+
+class Policy(nn.Module):
+    """``action = max_delta * tanh(mlp(observation) - mlp(observation on target))``.
+
+    When ``goal_features`` names the observation columns that are zero exactly when the arm is
+    on its target (the error twist), the network's output is anchored: the same network
+    evaluated with those columns zeroed is subtracted, so the policy does not move an arm that
+    is on target, whatever its weights. A plain MLP only learns that approximately, and its
+    residual output at zero error becomes a steady-state error of centimetres; anchored, the
+    closed loop's fixed point is the target itself and precision comes from feedback.
+    Without ``goal_features`` the policy is the plain ``max_delta * tanh(mlp(observation))``.
+
+    Args:
+        observation_size: width of the environment's ``observation``.
+        max_delta: the largest joint change per step, one value per joint (``env.max_delta``).
+        hidden: widths of the hidden layers.
+        activation: one of :data:`ACTIVATIONS`.
+        goal_features: observation columns that vanish on target (see above).
+    """
+
+    def __init__(
+        self,
+        observation_size: int,
+        max_delta: Tensor | Sequence[float],
+        *,
+        hidden: Sequence[int] = (256, 256, 256),
+        activation: str = "silu",
+        goal_features: Sequence[int] = (),
+    ) -> None:
+        super().__init__()
+        max_delta = torch.as_tensor(max_delta, dtype=torch.float32).flatten().clone()
+        hidden = tuple(hidden)
+        if not isinstance(observation_size, int) or observation_size < 1:
+            raise BadParameterError(f"observation_size must be a positive int; got {observation_size!r}")
+        if max_delta.numel() < 1 or not bool((max_delta > 0).all()) or not bool(torch.isfinite(max_delta).all()):
+            raise BadParameterError(f"max_delta must hold one positive finite number per joint; got {max_delta.tolist()}")
+        if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):
+            raise BadParameterError(f"hidden must be one or more positive layer widths; got {hidden!r}")
+        if activation not in ACTIVATIONS:
+            raise BadParameterError(f"activation must be one of {', '.join(ACTIVATIONS)}; got {activation!r}")
+        goal_features = tuple(int(i) for i in goal_features)
+        if any(not 0 <= i < observation_size for i in goal_features) or len(set(goal_features)) != len(goal_features):
+            raise BadParameterError(
+                f"goal_features must be distinct column indices below {observation_size}; got {goal_features!r}"
+            )
+        self.goal_features = goal_features
+        self.observation_size = observation_size
+        self.dof = max_delta.numel()
+        self.hidden = hidden
+        self.activation = activation
+        layers: list[nn.Module] = []
+        width = observation_size
+        for h in hidden:
+            layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
+            width = h
+        layers.append(nn.Linear(width, self.dof))
+        self.net = nn.Sequential(*layers)
+        # A small last layer: the untrained policy makes small moves, not saturated ones.
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.1)
+            self.net[-1].bias.zero_()
+        self.register_buffer("max_delta", max_delta)
+        keep = torch.ones(observation_size)
+        keep[list(goal_features)] = 0.0
+        self.register_buffer("_on_target", keep, persistent=False)
+
+    def pre_tanh(self, observation: Tensor) -> Tensor:
+        """The MLP's output before squashing (model-free algorithms put a distribution on it)."""
+        if observation.shape[-1] != self.observation_size:
+            raise BadParameterError(
+                f"the policy expects observations of width {self.observation_size}; got shape {tuple(observation.shape)}"
+            )
+        if not self.goal_features:
+            return self.net(observation)
+        # One pass over both halves: fewer, larger operations than two calls.
+        both = self.net(torch.cat([observation, observation * self._on_target]))
+        here, on_target = both.chunk(2)
+        return here - on_target
+
+    def forward(self, observation: Tensor) -> Tensor:
+        return self.max_delta * torch.tanh(self.pre_tanh(observation))
+
+    def config(self) -> dict:
+        """What rebuilds this policy: ``Policy(**policy.config())``."""
+        return {
+            "observation_size": self.observation_size,
+            "max_delta": [float(x) for x in self.max_delta],
+            "hidden": list(self.hidden),
+            "activation": self.activation,
+            "goal_features": list(self.goal_features),
+        }
+
+    def extra_repr(self) -> str:
+        return f"observation_size={self.observation_size}, dof={self.dof}, hidden={self.hidden}, activation={self.activation!r}, goal_features={len(self.goal_features)}"

@@ -1,0 +1,341 @@
+"""A training run: an algorithm driven within a budget, with logs, checkpoints and a verdict.
+
+``train(spec, config, run_dir)`` builds the environment from the spec, a fresh
+:class:`~ikrl.policy.Policy` (or the one of a checkpoint, to resume), and the algorithm named
+by ``config.algorithm``; it then calls ``update()`` until the budget (minutes of training,
+environment steps, or both: the first reached) is spent. Along the way it shows a progress
+bar with live metrics, logs scalars with TorchRL's logger (CSV, or TensorBoard when asked and
+installed), validates on a small held-out set a few times, and checkpoints. At the end the run
+folder holds:
+
+==================  =====================================================================
+``checkpoint.pt``   policy, resolved spec, kinematics fingerprint, config, versions (:mod:`ikrl.rl.checkpoint`)
+``config.json``     the training configuration and the resolved spec
+``metrics.csv``     one row per log point: steps, seconds, training and validation metrics
+``curves.png``      the training curves
+``eval.json``       the final evaluation (:mod:`ikrl.rl.evaluate`), written last
+``logs/``           TorchRL's logger output
+==================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
+from ikrl.util.checks import check_device
+from ikrl.errors import BadParameterError, CheckpointMismatchError, closest
+from ikrl.rl.evaluate import evaluate, evaluate_policy
+from ikrl.rl.policy import Policy
+from ikrl.util.metrics import METRICS
+from ikrl.util.progress import ProgressBar
+from ikrl.viz.curves import plot_curves
+
+__all__ = ["ALGORITHMS", "DEFAULT_MINUTES", "RunResult", "TrainConfig", "train"]
+
+#: The default budget when neither minutes nor steps is given: the README's main job
+#: (training plus the final evaluation) stays within 10 minutes on a 2-core CPU.
+DEFAULT_MINUTES = 7.5
+#: Seed of the validation targets shown during training (not the final held-out set).
+VALIDATION_SEED = 1_234_567
+VALIDATION_TARGETS = 256
+#: Validations (and checkpoints) per run.
+VALIDATIONS = 10
+
+
+def _algorithm(name: str):
+    if name == "apg":
+        from ikrl.rl.training.apg import APG
+
+        return APG
+    if name == "sac":
+        from ikrl.rl.training.sac import SAC
+
+        return SAC
+    guess = closest(name, ALGORITHMS)
+    hint = f". Did you mean {guess!r}?" if guess else ""
+    raise BadParameterError(f"unknown algorithm {name!r}{hint} Choose one of {', '.join(ALGORITHMS)}")
+
+
+#: Algorithms by name, with their default number of arms per environment batch.
+ALGORITHMS = {"apg": 256, "sac": 256}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. ``minutes`` and ``steps`` (environment transitions) bound the budget;
+    with neither, it is :data:`DEFAULT_MINUTES`. ``threads`` sets torch's CPU threads (default
+    1 on CPU, see :func:`train`). ``params`` are the algorithm's own
+    hyperparameters (keyword arguments of its class, e.g. ``{"lr": 1e-3}`` for apg)."""
+
+    algorithm: str = "apg"
+    minutes: float | None = None
+    steps: int | None = None
+    batch_size: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    dtype: str = "float32"
+    hidden: tuple[int, ...] = (256, 256, 256)
+    max_steps: int = 100
+    eval_targets: int = 1000
+    threads: int | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.algorithm not in ALGORITHMS:
+            _algorithm(self.algorithm)  # raises with suggestions
+        if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and self.minutes > 0):
+            raise BadParameterError(f"minutes must be a positive number; got {self.minutes!r}")
+        if self.steps is not None and not (isinstance(self.steps, int) and self.steps > 0):
+            raise BadParameterError(f"steps must be a positive int (environment transitions); got {self.steps!r}")
+        if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size > 0):
+            raise BadParameterError(f"batch_size must be a positive int (arms); got {self.batch_size!r}")
+        if self.dtype not in ("float32", "float64"):
+            raise BadParameterError(f"dtype must be float32 or float64; got {self.dtype!r}")
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "params", dict(self.params))
+
+    @property
+    def arms(self) -> int:
+        return self.batch_size or ALGORITHMS[self.algorithm]
+
+    @property
+    def budget_minutes(self) -> float | None:
+        return self.minutes if (self.minutes is not None or self.steps is not None) else DEFAULT_MINUTES
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        record = dataclasses.asdict(self)
+        record["hidden"] = list(self.hidden)
+        return record
+
+    @classmethod
+    def from_dict(cls, record: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(record) - known
+        if unknown:
+            raise BadParameterError(f"unknown training options {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return cls(**record)
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    checkpoint: Path
+    evaluation: dict[str, float]
+    train_seconds: float
+    steps: int
+
+
+class _Budget:
+    def __init__(self, config: TrainConfig, steps: int, seconds: float) -> None:
+        self.minutes = config.budget_minutes
+        self.max_steps = config.steps
+        self.steps, self.seconds = steps, seconds
+
+    def fraction(self) -> float:
+        parts = []
+        if self.minutes is not None:
+            parts.append(self.seconds / (60 * self.minutes))
+        if self.max_steps is not None:
+            parts.append(self.steps / self.max_steps)
+        return min(max(parts), 1.0)
+
+    def spent(self) -> bool:
+        return self.fraction() >= 1.0
+
+
+def train(
+    spec: str,
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    logger: str = "csv",
+    on_log: Callable[[dict[str, float]], None] | None = None,
+) -> RunResult:
+    """Train a policy for ``spec``; see the module docstring for what the run folder holds.
+
+    ``resume`` is a checkpoint (or run folder) to continue from: same spec, same kinematics;
+    the budget counts what it had already used. ``logger`` is ``csv``, ``tensorboard`` or
+    ``none``. Returns the run's :class:`RunResult`.
+    """
+    from ikrl.env.make import make_env
+
+    # Checked here, not in TrainConfig: a config may be written where its device is absent
+    # (an ablation's head node) and run where it is.
+    device = check_device(config.device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    elif device.type == "cpu":
+        # Batches of a few hundred arms gain nothing from intra-op threads, and lose 4x or
+        # more when another process shares the cores (measured on 2 cores).
+        torch.set_num_threads(1)
+    torch.manual_seed(config.seed)
+    dtype = getattr(torch, config.dtype)
+    env = make_env(spec, batch_size=config.arms, seed=config.seed, device=config.device, dtype=dtype, max_steps=config.max_steps)
+    resolved = str(env.resolved_spec)
+    algorithm_class = _algorithm(config.algorithm)
+    policy = Policy(
+        env.observation_spec["observation"].shape[-1], env.max_delta, hidden=config.hidden, goal_features=goal_features(env)
+    ).to(config.device)
+    _check_params(algorithm_class, config)
+    algorithm = algorithm_class(env, policy, seed=config.seed, **config.params)
+    steps, seconds, history = 0, 0.0, []
+    if resume is not None:
+        previous = load_checkpoint(resume)
+        previous.check_chain(env.chain)
+        if previous.spec != resolved:
+            raise CheckpointMismatchError(
+                f"cannot resume {previous.path}: it was trained on {previous.spec!r}, not {resolved!r}"
+            )
+        if previous.algorithm != config.algorithm:
+            raise CheckpointMismatchError(
+                f"cannot resume {previous.path} with {config.algorithm!r}: it was trained with {previous.algorithm!r}"
+            )
+        policy.load_state_dict(previous.policy_state)
+        if previous.optimizer is not None:
+            algorithm.load_state_dict(previous.optimizer)
+        steps = int(previous.progress.get("steps", 0))
+        seconds = float(previous.progress.get("seconds", 0.0))
+    (run_dir / "config.json").write_text(json.dumps({"spec": resolved, "config": config.to_dict()}, indent=2) + "\n")
+
+    validation_env = make_env(
+        resolved, batch_size=VALIDATION_TARGETS, seed=VALIDATION_SEED, device=config.device, dtype=dtype, max_steps=config.max_steps
+    )
+    log = _Logger(run_dir, logger)
+    budget = _Budget(config, steps, seconds)
+    fingerprint = kinematics_fingerprint(env.chain)
+
+    def checkpoint() -> Checkpoint:
+        return Checkpoint(
+            algorithm=config.algorithm,
+            spec=resolved,
+            fingerprint=fingerprint,
+            robot=robot_record(env.chain),
+            env=env_record(env),
+            policy_config=policy.config(),
+            policy_state={k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
+            train_config=config.to_dict(),
+            progress={"steps": budget.steps, "seconds": budget.seconds, "updates": getattr(algorithm, "updates", 0)},
+            optimizer=algorithm.state_dict(),
+        )
+
+    def validate(train_metrics: dict[str, float]) -> dict[str, float]:
+        policy.eval()
+        result = evaluate_policy(validation_env, policy, targets=VALIDATION_TARGETS, seed=VALIDATION_SEED).metrics()
+        policy.train()
+        row = {"steps": budget.steps, "seconds": round(budget.seconds, 3), "fraction": budget.fraction()}
+        row |= {f"train/{k}": v for k, v in train_metrics.items() if k != "transitions"}
+        row |= {f"val/{k}": result[k] for k in ("success_5mm_2deg", "success_1mm_1deg", "position_error_median", "rotation_error_median")}
+        history.append(row)
+        log.write(row)
+        checkpoint().save(run_dir)
+        if on_log is not None:
+            on_log(row)
+        return row
+
+    next_validation = budget.fraction()
+    last: dict[str, float] = {}
+    validation_text = ""
+    with ProgressBar(progress, total=1.0, label=f"{config.algorithm} {resolved}", completed=budget.fraction()) as bar:
+        while not budget.spent():
+            algorithm.set_progress(budget.fraction())
+            start = time.perf_counter()
+            metrics = algorithm.update()
+            budget.seconds += time.perf_counter() - start
+            budget.steps += int(metrics["transitions"])
+            last = metrics
+            if budget.fraction() >= next_validation or budget.spent():
+                row = validate(metrics)
+                next_validation = budget.fraction() + 1.0 / VALIDATIONS
+                validation_text = "val " + ", ".join(
+                    METRICS[name].show(row[f"val/{name}"]) for name in ("success_5mm_2deg", "position_error_median", "rotation_error_median")
+                )
+            bar.update(completed=budget.fraction(), description=f"reward {metrics.get('reward', math.nan):.4f} | {validation_text}")
+        if not history or history[-1]["steps"] != budget.steps:
+            validate(last)
+    saved = checkpoint().save(run_dir)
+    plot_curves(history, run_dir / "curves.png", title=f"{resolved} ({config.algorithm})")
+    final = evaluate(load_checkpoint(saved), targets=config.eval_targets, device=config.device)
+    final.extra = {"algorithm": config.algorithm, "train_seconds": budget.seconds, "train_steps": budget.steps}
+    final.to_json(run_dir / "eval.json")
+    return RunResult(run_dir, saved, final.metrics(), budget.seconds, budget.steps)
+
+
+def goal_features(env) -> tuple[int, ...]:
+    """Observation columns of the ``error`` transform (zero exactly on target), for
+    :class:`~ikrl.policy.Policy`'s anchoring."""
+    columns, start = [], 0
+    for name, transform in env.transforms:
+        size = transform.size(env.chain)
+        if name.split("(")[0] == "error":
+            columns.extend(range(start, start + size))
+        start += size
+    return tuple(columns)
+
+
+def _check_params(algorithm_class, config: TrainConfig) -> None:
+    import inspect
+
+    accepted = [
+        name for name, p in inspect.signature(algorithm_class).parameters.items()
+        if p.kind is p.KEYWORD_ONLY and name != "seed"
+    ]  # fmt: skip
+    unknown = sorted(set(config.params) - set(accepted))
+    if unknown:
+        raise BadParameterError(
+            f"{config.algorithm} has no hyperparameter {', '.join(unknown)}; it accepts {', '.join(accepted)}"
+        )
+
+
+# ---------------------------------------------------------------------- logging
+
+
+class _Logger:
+    """``metrics.csv`` (ours, one table) plus TorchRL's logger for the same scalars."""
+
+    def __init__(self, run_dir: Path, kind: str) -> None:
+        if kind not in ("csv", "tensorboard", "none"):
+            raise BadParameterError(f"logger must be csv, tensorboard or none; got {kind!r}")
+        self.path = run_dir / "metrics.csv"
+        self.rows: list[dict[str, float]] = []
+        self.torchrl = None
+        if kind == "csv":
+            from torchrl.record.loggers import CSVLogger
+
+            self.torchrl = CSVLogger(exp_name="train", log_dir=str(run_dir / "logs"))
+        elif kind == "tensorboard":
+            try:
+                from torchrl.record.loggers import TensorboardLogger
+
+                self.torchrl = TensorboardLogger(exp_name="train", log_dir=str(run_dir / "logs"))
+            except ImportError as error:
+                raise BadParameterError(f"the tensorboard logger needs the tensorboard package (pip install tensorboard): {error}") from None
+
+    def write(self, row: dict[str, float]) -> None:
+        self.rows.append(row)
+        columns = list(dict.fromkeys(k for r in self.rows for k in r))
+        with self.path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        if self.torchrl is not None:
+            for key, value in row.items():
+                if key != "steps" and isinstance(value, (int, float)) and math.isfinite(value):
+                    self.torchrl.log_scalar(key, float(value), step=int(row["steps"]))

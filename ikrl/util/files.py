@@ -1,0 +1,43 @@
+"""Writing files atomically: a reader (or a crash) never sees half of one.
+
+Each writes to ``<name>.partial`` beside the target, then renames it over the target
+(``os.replace`` is atomic on one filesystem).
+
+Examples:
+    >>> import pathlib, tempfile
+    >>> path = atomic_write_text(pathlib.Path(tempfile.mkdtemp()) / "a.json", "{}\\n")
+    >>> path.read_text()
+    '{}\\n'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(partial_path)``, then move the partial file onto ``path``; returns ``path``.
+    The parent folder is created if missing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    write(partial)
+    partial.replace(path)
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write(path, lambda partial: partial.write_text(text, encoding="utf-8"))
+
+
+def atomic_write_json(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON (``default=str`` for paths and the like) atomically."""
+    return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
