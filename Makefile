@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train demo test test-fast bench clean
+.PHONY: setup train demo check test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,13 @@ train: setup
 demo: setup
 	$(VENV)/bin/ikrl demo
 
-test: setup
+# Lint, types, the layer contracts, then the tests (what CI runs, through .ci/run).
+check: setup
+	$(VENV)/bin/ruff check ikrl plugins tests benchmarks
+	$(VENV)/bin/pyright
+	$(VENV)/bin/lint-imports
+
+test: check
 	$(PY) -m pytest
 
 test-fast: setup

@@ -20,10 +20,10 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import ikrl_robots
 import torch
 
 import ikrl
-import ikrl_robots
 
 ROBOTS = ["dobot_cr5", "panda"]
 FK_BATCH = 65_536

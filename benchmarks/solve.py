@@ -53,9 +53,9 @@ import ikrl_robots
 import torch
 
 import ikrl
+from ikrl.kinematics.protocol import bounds
 from ikrl.kinematics.se3 import pose_errors
 from ikrl.solver.pool import solve
-from ikrl.kinematics.protocol import bounds
 
 ROBOTS = ["dobot_cr5", "panda", "ur5"]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

@@ -13,11 +13,10 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ikrl.extend.components import PoseError, RewardShape
-
-from ikrl.util.checks import check_number, is_finite_number
 from ikrl.errors import BadParameterError
+from ikrl.extend.components import PoseError, RewardShape
 from ikrl.extend.plugins import hookimpl
+from ikrl.util.checks import check_number, is_finite_number
 
 __all__ = ["Geodesic", "Position", "Progress", "Sparse", "WeightedPose", "ikrl_rewards", "se3_distance"]
 

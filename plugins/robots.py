@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-
 # Aliased: the hook below must be named ikrl_robots, like the package.
 import ikrl_robots as shipped
-from ikrl.kinematics.chain import Chain
+import torch
+
 from ikrl.extend.plugins import hookimpl
+from ikrl.kinematics.chain import Chain
 
 __all__ = ["ikrl_robots"]
 

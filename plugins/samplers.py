@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ikrl.kinematics.chain import Chain
-from ikrl.extend.components import Sampler
-from ikrl.util.checks import is_finite_number
 from ikrl.errors import BadParameterError
+from ikrl.extend.components import Sampler
 from ikrl.extend.plugins import hookimpl
+from ikrl.kinematics.chain import Chain
 from ikrl.kinematics.protocol import into_limits, random_joints
+from ikrl.util.checks import is_finite_number
 
 __all__ = ["Fixed", "NearTarget", "Uniform", "ikrl_samplers"]
 

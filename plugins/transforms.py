@@ -13,9 +13,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ikrl.kinematics.chain import Chain
 from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, State
 from ikrl.extend.plugins import hookimpl
+from ikrl.kinematics.chain import Chain
 from ikrl.kinematics.protocol import bounds
 
 __all__ = ["Error", "Normalize", "Raw", "SinCos", "Target", "ikrl_transforms"]
@@ -81,6 +81,7 @@ class Error:
 
     name = "error"
     shows = frozenset({TARGET})
+    zero_on_target = True
 
     def size(self, chain: Chain) -> int:
         return 6

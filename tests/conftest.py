@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+import ikrl_robots
 import pytest
 import torch
 
 import ikrl
-import ikrl_robots
 
 CR5_URDF = ikrl_robots.info("dobot_cr5").urdf
 PANDA_URDF = ikrl_robots.info("panda").urdf

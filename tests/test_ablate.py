@@ -7,10 +7,10 @@ the summary can be checked against hand-computed means and standard deviations.
 
 from __future__ import annotations
 
-import math
 import csv
 import dataclasses
 import json
+import math
 import os
 import re
 import sys
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from ikrl.errors import IkrlError, SpecSyntaxError
 from ikrl.grid import Cell, plan, run_grid, summarize
 from ikrl.spec.braces import expand_braces
-from ikrl.errors import IkrlError, SpecSyntaxError
 
 
 @dataclass(frozen=True)

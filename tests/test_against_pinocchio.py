@@ -36,7 +36,7 @@ try:
 except ImportError:  # tests/ collected as a rootdir, not a package
     from random_urdf import random_urdf
 
-import pinocchio as pin  # noqa: E402  (a test extra: missing it must fail, not skip)
+import pinocchio as pin
 
 REPO = Path(__file__).resolve().parents[1]
 

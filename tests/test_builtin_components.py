@@ -6,19 +6,24 @@ from __future__ import annotations
 import math
 import re
 
+import ikrl_robots
 import numpy as np
 import pytest
 import torch
+from ikrl_plugins import rewards, robots, samplers, transforms
 
 import ikrl
-import ikrl_plugins.rewards as rewards
-import ikrl_plugins.robots as robots
-import ikrl_plugins.samplers as samplers
-import ikrl_plugins.transforms as transforms
-import ikrl_robots
 from ikrl import se3
-from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, PoseError, RewardShape, Sampler, State
 from ikrl.errors import BadParameterError
+from ikrl.extend.components import (
+    JOINTS,
+    TARGET,
+    ObservationTransform,
+    PoseError,
+    RewardShape,
+    Sampler,
+    State,
+)
 
 F64 = torch.float64
 

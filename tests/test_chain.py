@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import ikrl
-from ikrl.kinematics.chain import Chain, Joint, Mimic
 from ikrl.errors import JointInputError
+from ikrl.kinematics.chain import Chain, Joint, Mimic
 from ikrl.kinematics.protocol import bounds, into_limits, random_joints
 
 from .conftest import CR5_URDF

@@ -9,6 +9,7 @@ import torch
 
 import ikrl
 from ikrl import make_env
+from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError
 from ikrl.rl.checkpoint import (
     CHECKPOINT_FILE,
     Checkpoint,
@@ -17,7 +18,6 @@ from ikrl.rl.checkpoint import (
     load_checkpoint,
     robot_record,
 )
-from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError
 from ikrl.rl.policy import Policy
 from tests.conftest import CR5_URDF
 

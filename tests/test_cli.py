@@ -53,7 +53,7 @@ def test_list_json_is_machine_readable():
         "plugin": "ikrl:samplers", "distribution": "ikrl",
     }  # fmt: skip
     assert by_name["fixed"]["parameters"]["file"] is None  # required
-    assert {row["kind"] for row in rows} == {"robot", "reward", "sampler", "transform"}
+    assert {row["kind"] for row in rows} == {"robot", "reward", "sampler", "transform", "algorithm"}
 
 
 def test_check_builds_checks_and_rolls_out():

@@ -67,7 +67,7 @@ def test_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["train", SPEC, "--param", "lr", "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "NAME=VALUE" in result.output
     result = runner.invoke(app, ["train", SPEC, "--param", "colour=1", "--steps", "10", "--out", str(tmp_path / "x"), "--no-progress"])
-    assert result.exit_code == 1 and "apg has no hyperparameter colour; it accepts lr," in " ".join(result.output.split())
+    assert result.exit_code == 1 and "algorithm 'apg' has no parameter 'colour'; it accepts: lr=" in " ".join(result.output.split())
 
 
 def test_ablate_runs_a_grid_and_resumes(tmp_path):

@@ -9,6 +9,8 @@ import torch
 
 from ikrl import make_env
 from ikrl.errors import BadParameterError, ShapeError
+from ikrl.kinematics.protocol import into_limits
+from ikrl.kinematics.se3 import pose_errors
 from ikrl.rl.evaluate import (
     EVAL_SEED,
     TOLERANCES,
@@ -19,8 +21,6 @@ from ikrl.rl.evaluate import (
     rows_from_metrics,
     summarize_errors,
 )
-from ikrl.kinematics.se3 import pose_errors
-from ikrl.kinematics.protocol import into_limits
 
 
 def test_summary_of_hand_made_errors():
@@ -80,7 +80,7 @@ def test_held_out_targets_are_fixed_and_not_the_training_stream():
     env = make_env("dobot_cr5", batch_size=8, seed=0)
     a = held_out(env.chain, 8, 1)
     b = held_out(env.chain, 8, 1)
-    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     trained_on = env.reset()["target"]
     assert not torch.allclose(env.chain.forward_kinematics(a[1]), trained_on)
     assert EVAL_SEED != 0

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 import ikrl
-from ikrl.extend import hookspecs
-from ikrl.errors import BadParameterError, DuplicateNameError, PluginError
-from ikrl.extend.plugins import DISABLE_AUTOLOAD_ENV, load_plugins
 from ikrl.env.make import make_env
+from ikrl.errors import BadParameterError, DuplicateNameError, PluginError
+from ikrl.extend import hookspecs
+from ikrl.extend.plugins import DISABLE_AUTOLOAD_ENV, load_plugins
 from ikrl.extend.registry import KINDS, Registry, build_robot, default_registry, reset_default_registry
 from ikrl.spec.grammar import Part
 
@@ -40,7 +40,7 @@ def fake_distribution(root: Path, name: str, modules: dict[str, str], entry_poin
 def test_builtins_are_registered_through_entry_points():
     plugins = load_plugins(autoload=False)
     assert set(plugins.distributions.values()) == {"ikrl"}
-    assert sorted(plugins.distributions) == ["ikrl:rewards", "ikrl:robots", "ikrl:samplers", "ikrl:transforms"]
+    assert sorted(plugins.distributions) == ["ikrl:algorithms", "ikrl:rewards", "ikrl:robots", "ikrl:samplers", "ikrl:transforms"]
     registry = Registry.from_plugins(plugins)
     assert registry.names("robot") == ["dobot_cr5", "panda", "ur5e"]
     assert registry.names("reward") == ["geodesic", "position", "progress", "sparse", "weighted_pose"]
@@ -105,7 +105,7 @@ def test_a_misspelled_hook_fails_loudly(tmp_path, monkeypatch):
     """
     fake_distribution(tmp_path, "ikrl-typo", {"typo": source}, {"typo": "typo"})
     monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(PluginError, match=r"distribution 'ikrl-typo' cannot be registered: .*ikrl_reward.*ikrl's hooks are: ikrl_rewards, ikrl_robots"):
+    with pytest.raises(PluginError, match=r"distribution 'ikrl-typo' cannot be registered: .*ikrl_reward.*ikrl's hooks are: ikrl_algorithms, ikrl_rewards, ikrl_robots"):
         load_plugins()
 
 
@@ -139,9 +139,9 @@ def test_a_component_that_is_not_what_it_claims(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PluginError, match=r"transform 'half_baked' from 'ikrl-half' built a object, which is not a ObservationTransform"):
         make_env("dobot_cr5+half_baked")
-    with pytest.raises(PluginError, match=r"robot 'no_chain' from 'ikrl-half' returned str, not an ikrl.Chain"):
+    with pytest.raises(PluginError, match=r"robot 'no_chain' from 'ikrl-half' returned str, which is not a kinematic chain \(ikrl.KinematicChain\): it lacks name, dof, joint_names, continuous"):
         make_env("no_chain")
-    with pytest.raises(PluginError, match=r"robot 'no_chain' from 'ikrl-half' returned str, not an ikrl.Chain"):
+    with pytest.raises(PluginError, match=r"robot 'no_chain' from 'ikrl-half' returned str, which is not a kinematic chain \(ikrl.KinematicChain\): it lacks name, dof, joint_names, continuous"):
         build_robot(Part("no_chain"))
 
 
@@ -218,3 +218,48 @@ def test_the_contributing_guide_shows_the_tested_example():
     source = (EXAMPLE / "ikrl_example" / "__init__.py").read_text()
     assert source.strip() in guide, "CONTRIBUTING.md must show plugins/example_thirdparty/ikrl_example/__init__.py as it is"
     assert (EXAMPLE / "pyproject.toml").read_text().strip() in guide
+
+
+class _StillAlgorithm:
+    """A third party's algorithm: it never changes the policy, and counts what it is asked."""
+
+    default_batch_size = 8
+
+    def __init__(self, env, policy, *, seed, steps_per_update: int = 8):
+        self.env, self.policy, self.seed, self.steps_per_update = env, policy, seed, steps_per_update
+        self.progress = 0.0
+
+    def update(self):
+        return {"transitions": self.steps_per_update, "reward": 0.0}
+
+    def set_progress(self, fraction):
+        self.progress = fraction
+
+    def state_dict(self):
+        return {"progress": self.progress}
+
+    def load_state_dict(self, state):
+        self.progress = state["progress"]
+
+
+class _AlgorithmPlugin:
+    @staticmethod
+    @ikrl.hookimpl
+    def ikrl_algorithms():
+        return {"still": _StillAlgorithm}
+
+
+def test_a_third_party_algorithm_trains_through_the_registry(tmp_path, monkeypatch):
+    from ikrl.extend import registry as registry_module
+    from ikrl.rl.training.run import TrainConfig, train
+
+    registry = Registry.from_plugins(load_plugins(autoload=False, extra=[(_AlgorithmPlugin, "still")]))
+    monkeypatch.setattr(registry_module, "_default", registry)
+    assert [c.name for c in registry.components("algorithm")] == ["apg", "sac", "still"]
+    assert list(registry.algorithm("still").parameters()) == ["steps_per_update"]  # env, policy, seed are the trainer's
+    config = TrainConfig(algorithm="still", steps=40, eval_targets=5, hidden=(8,), params={"steps_per_update": 10})
+    assert config.arms == 8
+    result = train("ur5e", config, tmp_path / "run", progress=False, logger="none")
+    assert result.steps == 40
+    with pytest.raises(BadParameterError, match=r"algorithm 'still' has no parameter 'lr'; it accepts: steps_per_update=8"):
+        train("ur5e", config.replace(params={"lr": 1.0}), tmp_path / "other", progress=False, logger="none")

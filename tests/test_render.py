@@ -11,8 +11,8 @@ from PIL import Image
 import ikrl.viz.arm
 from ikrl import make_env
 from ikrl.errors import BadParameterError, IkrlError, ShapeError
-from ikrl.viz.arm import axis_limits, render_frame, render_rollout
 from ikrl.kinematics.protocol import random_joints
+from ikrl.viz.arm import axis_limits, render_frame, render_rollout
 
 SIZE = (96, 80)  # (width, height): not square, to catch a swapped H and W
 

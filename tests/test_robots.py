@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 
+import ikrl_robots
 import pytest
 import torch
 
 import ikrl
-import ikrl_robots
 from ikrl.errors import UnknownNameError
 
 from .conftest import example_robot_data_dir

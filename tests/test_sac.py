@@ -77,7 +77,7 @@ def test_updates_train_the_policy_in_place():
     before = [p.detach().clone() for p in sac.policy.parameters()]
     sac.update()
     sac.update()
-    assert all(not torch.equal(b, p) for b, p in zip(before, sac.policy.parameters()))
+    assert all(not torch.equal(b, p) for b, p in zip(before, sac.policy.parameters(), strict=True))
 
 
 @pytest.mark.parametrize("anchored", [False, True], ids=["plain", "anchored"])
@@ -101,7 +101,7 @@ def test_same_seeds_train_identically():
     a, b = make(seed=3), make(seed=3)
     for _ in range(3):
         assert a.update() == b.update()
-    for p, q in zip(a.loss.parameters(), b.loss.parameters()):
+    for p, q in zip(a.loss.parameters(), b.loss.parameters(), strict=True):
         assert torch.equal(p, q)
 
 
@@ -125,9 +125,9 @@ def test_state_dict_round_trip_through_torch_save(tmp_path):
     c = make(seed=2)
     c.load_state_dict(a.state_dict())  # in memory: must not share tensors with a
     for other in (b, c):
-        for (name, p), q in zip(a.loss.state_dict().items(), other.loss.state_dict().values()):
+        for (name, p), q in zip(a.loss.state_dict().items(), other.loss.state_dict().values(), strict=True):
             assert torch.equal(p, q), name  # policy, log-std head, critics, targets, log_alpha
-        for p, q in zip(a.policy.parameters(), other.policy.parameters()):
+        for p, q in zip(a.policy.parameters(), other.policy.parameters(), strict=True):
             assert torch.equal(p, q)
         assert (other.frames, other.updates) == (a.frames, a.updates)
 
@@ -138,7 +138,7 @@ def test_state_dict_round_trip_through_torch_save(tmp_path):
         torch.manual_seed(0)  # the same reparametrisation noise for all
         sac._gradient_step(batch.clone())
     for other in (b, c):
-        for p, q in zip(a.loss.parameters(), other.loss.parameters()):
+        for p, q in zip(a.loss.parameters(), other.loss.parameters(), strict=True):
             assert torch.equal(p, q)
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 import math
 import re
 
+import ikrl_robots
 import pytest
 import torch
 
-import ikrl_robots
 from ikrl.errors import BadParameterError, ShapeError
+from ikrl.kinematics.protocol import bounds, random_joints
 from ikrl.kinematics.se3 import pose_errors, so3_log
 from ikrl.solver.pool import _damped_step, _error, _held_step, _seed_table_neighbours, _turned, solve
-from ikrl.kinematics.protocol import bounds, random_joints
 
 
 def reachable(chain, n, seed=0):
@@ -71,8 +71,9 @@ def test_singular_configurations_in_float32_do_not_fail():
 
 
 def test_continuous_joints_are_wrapped():
-    from .conftest import TOY_ARM_URDF
     import ikrl
+
+    from .conftest import TOY_ARM_URDF
 
     chain = ikrl.load_chain(TOY_ARM_URDF, dtype=torch.float64)
     q, targets = reachable(chain, 20)

@@ -6,18 +6,18 @@ import csv
 import math
 import re
 
+import ikrl_robots
 import numpy as np
 import pytest
 import torch
 from typer.testing import CliRunner
 
 import ikrl
-import ikrl_robots
 from ikrl import make_env
 from ikrl.cli.app import app
-from ikrl.errors import ShapeError, CheckpointMismatchError, TargetsFileError
-from ikrl.rl.policy import Policy
+from ikrl.errors import CheckpointMismatchError, ShapeError, TargetsFileError
 from ikrl.kinematics.se3 import matrix_to_quaternion, pose_errors, quaternion_to_matrix, so3_exp
+from ikrl.rl.policy import Policy
 from ikrl.rl.warmstart import policy_starts
 from ikrl.solver.pool import solve
 from ikrl.solver.targets import load_targets, random_targets, write_solutions

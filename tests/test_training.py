@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from ikrl import make_env
+from ikrl.errors import BadParameterError, CheckpointMismatchError, UnknownNameError
+from ikrl.kinematics.protocol import into_limits, random_joints
 from ikrl.rl.checkpoint import load_checkpoint
-from ikrl.errors import BadParameterError, CheckpointMismatchError
 from ikrl.rl.evaluate import rollout_policy, summarize_errors
 from ikrl.rl.policy import Policy
 from ikrl.rl.training.apg import APG
 from ikrl.rl.training.run import DEFAULT_MINUTES, TrainConfig, train
-from ikrl.kinematics.protocol import into_limits, random_joints
 
 TINY = {"hidden": (32, 32), "batch_size": 32, "eval_targets": 20, "threads": 1}
 
@@ -27,7 +27,7 @@ def test_config_checks_and_round_trips():
     assert config.replace(seed=4).seed == 4
     assert TrainConfig().budget_minutes == DEFAULT_MINUTES
     assert TrainConfig(steps=10).budget_minutes is None
-    with pytest.raises(BadParameterError, match="unknown algorithm 'apx'. Did you mean 'apg'"):
+    with pytest.raises(UnknownNameError, match="unknown algorithm 'apx'. Did you mean 'apg'"):
         TrainConfig(algorithm="apx")
     with pytest.raises(BadParameterError, match="minutes must be a positive number"):
         TrainConfig(minutes=0)

@@ -197,7 +197,8 @@ def test_bad_limits_and_axis():
 
 
 def test_mimic_errors():
-    mimic = lambda target: f'<mimic joint="{target}" multiplier="2"/>'  # noqa: E731
+    def mimic(target):
+        return f'<mimic joint="{target}" multiplier="2"/>'
     with pytest.raises(ChainError, match=r"joint 'b' mimics unknown joint 'zz'"):
         ikrl.load_chain(urdf(joint("a", "base", "l1"), joint("b", "l1", "l2", extra=mimic("zz"))))
     cycle = urdf(joint("a", "base", "l1", extra=mimic("b")), joint("b", "l1", "l2", extra=mimic("a")))

@@ -363,9 +363,9 @@ def render(
 
 def _robot_chain(robot: str, base: str | None, tip: str | None):
     """A chain from an installed robot's name (with spec parameters, e.g. ``panda``) or a URDF file."""
-    from ikrl.kinematics.urdf import load_chain
     from ikrl.errors import SpecError
     from ikrl.extend.registry import build_robot
+    from ikrl.kinematics.urdf import load_chain
     from ikrl.spec.grammar import EnvSpec
 
     if robot.endswith(".urdf") or Path(robot).is_file():
@@ -403,9 +403,9 @@ def solve(
     """
     import math as _math
 
-    from ikrl.util.checks import check_device
     from ikrl.solver.pool import solve as run_solver
     from ikrl.solver.targets import load_targets, random_targets, write_solutions
+    from ikrl.util.checks import check_device
 
     if threads is not None:
         torch.set_num_threads(threads)

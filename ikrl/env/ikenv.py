@@ -43,15 +43,14 @@ from torch import Tensor
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from ikrl.kinematics.chain import Chain
-from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
-from ikrl.util.checks import check_device
 from ikrl.errors import BadParameterError, IkrlError, ShapeError
+from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
+from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
 from ikrl.kinematics.se3 import error_and_distances
 from ikrl.spec.grammar import EnvSpec
-from ikrl.kinematics.protocol import bounds, into_limits
+from ikrl.util.checks import check_device
 
-__all__ = ["IKEnv"]
+__all__ = ["IKEnv", "arms"]
 
 
 class IKEnv(EnvBase):
@@ -80,12 +79,12 @@ class IKEnv(EnvBase):
 
     def __init__(
         self,
-        chain: Chain,
+        chain: KinematicChain,
         reward: RewardShape,
         sampler: Sampler,
         transforms: Sequence[tuple[str, ObservationTransform]],
         *,
-        batch_size: int = 64,
+        batch_size: int | Sequence[int] | torch.Size = 64,
         device: torch.device | str = "cpu",
         dtype: torch.dtype = torch.float32,
         max_steps: int = 100,
@@ -95,6 +94,7 @@ class IKEnv(EnvBase):
         seed: int | None = None,
         spec: EnvSpec | None = None,
     ) -> None:
+        batch_size = arms(batch_size)
         _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance)
         device = check_device(device)
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
@@ -288,6 +288,22 @@ class IKEnv(EnvBase):
         return f"IKEnv({spec}batch_size={self.batch_size[0]}, dtype={dtype}, device={self.device})"
 
 
+def arms(batch_size: object) -> int:
+    """The number of arms ``N`` from ``batch_size``: an int, or TorchRL's ``[N]`` / ``torch.Size([N])``.
+
+    Examples:
+        >>> arms(64), arms([64]), arms(torch.Size([64]))
+        (64, 64, 64)
+    """
+    if isinstance(batch_size, (list, tuple)) and len(batch_size) == 1:  # torch.Size is a tuple
+        batch_size = batch_size[0]
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise BadParameterError(
+            f"batch_size must be a positive int N, [N] or torch.Size([N]) (the number of arms); got {batch_size!r}"
+        )
+    return batch_size
+
+
 def _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance) -> None:
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BadParameterError(f"batch_size must be a positive int (the number of arms); got {batch_size!r}")
@@ -300,7 +316,7 @@ def _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_to
             raise BadParameterError(f"{name} must be a positive number; got {value!r}")
 
 
-def _per_joint(value: float | Sequence[float], chain: Chain, dtype: torch.dtype, device: torch.device) -> Tensor:
+def _per_joint(value: float | Sequence[float], chain: KinematicChain, dtype: torch.dtype, device: torch.device) -> Tensor:
     values = torch.as_tensor(value, dtype=dtype, device=device).flatten()
     if values.numel() == 1:
         values = values.expand(chain.dof).clone()

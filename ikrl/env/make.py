@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -21,7 +21,7 @@ ENV_OPTIONS = ("max_delta", "position_tolerance", "rotation_tolerance")
 def make_env(
     spec: EnvSpec | str,
     *,
-    batch_size: int = 64,
+    batch_size: int | Sequence[int] | torch.Size = 64,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
     seed: int | None = None,

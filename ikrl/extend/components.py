@@ -9,14 +9,15 @@ environment's device and in its dtype.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
 
-from ikrl.kinematics.chain import Chain
+from ikrl.kinematics.protocol import KinematicChain
 
 __all__ = [
+    "Algorithm",
     "JOINTS",
     "TARGET",
     "ObservationTransform",
@@ -24,6 +25,7 @@ __all__ = [
     "RewardShape",
     "Sampler",
     "State",
+    "zero_on_target",
 ]
 
 #: What an observation transform's features can show: the joint values, the target.
@@ -42,7 +44,7 @@ class PoseError(NamedTuple):
 class State(NamedTuple):
     """What observation transforms see after a reset or a step."""
 
-    chain: Chain
+    chain: KinematicChain
     q: Tensor  #: [N, dof] joint values (continuous joints in [-pi, pi))
     target: Tensor  #: [N, 4, 4] target pose in the base frame
     tip: Tensor  #: [N, 4, 4] tip pose in the base frame
@@ -68,7 +70,7 @@ class Sampler(Protocol):
     """Draws start and target joint values; targets become poses by forward kinematics,
     so every target is reachable."""
 
-    def __call__(self, chain: Chain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    def __call__(self, chain: KinematicChain, n: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
         """``(start, target)`` joint values ``[n, dof]`` each, within the chain's limits
         (continuous joints in ``[-pi, pi)``), on ``chain.device`` in ``chain.dtype``.
 
@@ -83,12 +85,48 @@ class ObservationTransform(Protocol):
 
     #: What the features show, a subset of ``{JOINTS, TARGET}``. The environment adds the
     #: ``raw`` joint values or the ``target`` block when no transform of a spec shows them.
+    #: Optional: ``zero_on_target = True`` declares that every feature is zero exactly when the
+    #: tip is on its target (the error twist is); a policy may anchor on such features
+    #: (:func:`zero_on_target`).
     shows: frozenset[str]
 
-    def size(self, chain: Chain) -> int:
+    def size(self, chain: KinematicChain) -> int:
         """Number of features for this chain."""
         ...
 
     def __call__(self, state: State) -> Tensor:
         """Features ``[N, size(chain)]``."""
         ...
+
+
+def zero_on_target(transform: ObservationTransform) -> bool:
+    """Whether ``transform`` declares its features zero exactly on target (``zero_on_target``,
+    an optional attribute, False when absent)."""
+    declared = getattr(transform, "zero_on_target", False)
+    if not isinstance(declared, bool):
+        raise TypeError(f"{transform!r}.zero_on_target must be True or False; got {declared!r}")
+    return declared
+
+
+@runtime_checkable
+class Algorithm(Protocol):
+    """A training algorithm, built as ``factory(env, policy, *, seed, **hyperparameters)``: it
+    trains ``policy`` in place on the environment ``env`` (an :class:`ikrl.IKEnv`), one call at
+    a time. ``default_batch_size`` is the number of arms it wants when the user gives none.
+    """
+
+    default_batch_size: int
+
+    def update(self) -> dict[str, float]:
+        """One training iteration; at least ``"transitions"`` (environment steps consumed)."""
+        ...
+
+    def set_progress(self, fraction: float) -> None:
+        """How far through the budget the run is (0 to 1), for schedules."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer and schedule state for resuming (plain data ``torch.save`` can store)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...

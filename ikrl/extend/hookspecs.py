@@ -5,7 +5,7 @@ these hooks, registered through the ``ikrl`` entry-point group. Each hook takes 
 arguments and returns a dict mapping names to factories; a factory is called with the
 keyword parameters written in the spec string (``near_target(noise=0.3)`` calls
 ``factory(noise=0.3)``) and nothing else, and returns the component. Names must be unique:
-two plugins providing one name is an error that names both. Robots have their own names;
+two plugins providing one name is an error that names both. Robots and algorithms have their own names;
 rewards, samplers and transforms share one namespace, since a spec names them in any order.
 """
 
@@ -15,17 +15,18 @@ from collections.abc import Callable
 
 import pluggy
 
-from ikrl.kinematics.chain import Chain
-from ikrl.extend.components import ObservationTransform, RewardShape, Sampler
+from ikrl.extend.components import Algorithm, ObservationTransform, RewardShape, Sampler
+from ikrl.kinematics.protocol import KinematicChain
 
-__all__ = ["hookspec", "ikrl_rewards", "ikrl_robots", "ikrl_samplers", "ikrl_transforms"]
+__all__ = ["hookspec", "ikrl_algorithms", "ikrl_rewards", "ikrl_robots", "ikrl_samplers", "ikrl_transforms"]
 
 hookspec = pluggy.HookspecMarker("ikrl")
 
 
 @hookspec
-def ikrl_robots() -> dict[str, Callable[..., Chain]]:
-    """Robots: names to factories returning an :class:`ikrl.Chain`.
+def ikrl_robots() -> dict[str, Callable[..., KinematicChain]]:
+    """Robots: names to factories returning a kinematic chain: an :class:`ikrl.Chain`, or any
+    object satisfying :class:`ikrl.KinematicChain` (a DH table, an analytic arm, ...).
 
     Called when the registry is built. A URDF robot is one line:
     ``{"my_arm": lambda: ikrl.load_chain(PATH, base="base_link", tip="tool0")}``.
@@ -47,3 +48,11 @@ def ikrl_samplers() -> dict[str, Callable[..., Sampler]]:
 def ikrl_transforms() -> dict[str, Callable[..., ObservationTransform]]:
     """Observation transforms: names to factories returning an
     :class:`ikrl.components.ObservationTransform`."""
+
+
+@hookspec
+def ikrl_algorithms() -> dict[str, Callable[..., Algorithm]]:
+    """Training algorithms: names to factories (usually classes) called as
+    ``factory(env, policy, *, seed, **hyperparameters)`` and returning an
+    :class:`ikrl.extend.components.Algorithm`. The hyperparameters are the factory's other
+    keyword parameters, checked like a component's (``ikrl train --param NAME=VALUE``)."""

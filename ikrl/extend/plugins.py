@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pluggy
 
-from ikrl.extend import hookspecs
 from ikrl.errors import PluginError
+from ikrl.extend import hookspecs
 
 __all__ = [
     "DISABLE_AUTOLOAD_ENV",

@@ -13,10 +13,18 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from ikrl.kinematics.chain import Chain
+
+from ikrl.errors import (
+    BadParameterError,
+    DuplicateNameError,
+    IkrlError,
+    PluginError,
+    SpecError,
+    UnknownNameError,
+)
 from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, RewardShape, Sampler
-from ikrl.errors import BadParameterError, DuplicateNameError, IkrlError, PluginError, SpecError, UnknownNameError
 from ikrl.extend.plugins import LoadedPlugins, load_plugins
+from ikrl.kinematics.protocol import KinematicChain
 from ikrl.spec.grammar import EnvSpec, Part, Value
 
 __all__ = [
@@ -33,7 +41,15 @@ __all__ = [
 ]
 
 #: Kinds of component, with the hook that provides each.
-KINDS = {"robot": "ikrl_robots", "reward": "ikrl_rewards", "sampler": "ikrl_samplers", "transform": "ikrl_transforms"}
+KINDS = {
+    "robot": "ikrl_robots",
+    "reward": "ikrl_rewards",
+    "sampler": "ikrl_samplers",
+    "transform": "ikrl_transforms",
+    "algorithm": "ikrl_algorithms",
+}
+#: Parameters an algorithm's factory gets from the trainer, not from the user.
+ALGORITHM_CONTEXT = ("env", "policy", "seed")
 DEFAULT_REWARD = "weighted_pose"
 DEFAULT_SAMPLER = "uniform"
 #: Added to the observation when no transform of a spec shows the joints / the target. For
@@ -60,10 +76,11 @@ class Component:
             signature = inspect.signature(self.factory)
         except (TypeError, ValueError):
             return {}
+        context = ALGORITHM_CONTEXT if self.kind == "algorithm" else ()
         return {
             name: p
             for name, p in signature.parameters.items()
-            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and name not in context
         }
 
     def _accepts_any_keyword(self) -> bool:
@@ -114,9 +131,10 @@ class Registry:
 
     def __init__(self, components: Iterable[Component]) -> None:
         self._robots: dict[str, Component] = {}
+        self._algorithms: dict[str, Component] = {}
         self._parts: dict[str, Component] = {}
         for component in components:
-            table = self._robots if component.kind == "robot" else self._parts
+            table = {"robot": self._robots, "algorithm": self._algorithms}.get(component.kind, self._parts)
             other = table.get(component.name)
             if other is not None:
                 raise DuplicateNameError(
@@ -148,7 +166,7 @@ class Registry:
 
     def components(self, kind: str | None = None) -> list[Component]:
         """All components (of one kind), sorted by kind then name."""
-        every = [*self._robots.values(), *self._parts.values()]
+        every = [*self._robots.values(), *self._parts.values(), *self._algorithms.values()]
         chosen = [c for c in every if kind is None or c.kind == kind]
         return sorted(chosen, key=lambda c: (list(KINDS).index(c.kind), c.name))
 
@@ -161,6 +179,12 @@ class Registry:
                 raise SpecError(f"a spec starts with a robot, but {name!r} is a {self._parts[name].kind}")
             raise UnknownNameError("robot", name, self._robots)
         return self._robots[name]
+
+    def algorithm(self, name: str) -> Component:
+        """A training algorithm by name."""
+        if name not in self._algorithms:
+            raise UnknownNameError("algorithm", name, self._algorithms)
+        return self._algorithms[name]
 
     def part(self, name: str) -> Component:
         """A reward, sampler or transform by name."""
@@ -193,7 +217,7 @@ class Assembly:
     """A spec's built components. ``spec`` is explicit: defaults and added blocks included."""
 
     spec: EnvSpec
-    chain: Chain
+    chain: KinematicChain
     reward: RewardShape
     sampler: Sampler
     transforms: tuple[tuple[str, ObservationTransform], ...]
@@ -254,7 +278,7 @@ def assemble(
     return Assembly(explicit, chain, reward, sampler, tuple((str(p), t) for p, t in transforms))
 
 
-def build_robot(part: Part, registry: Registry | None = None) -> Chain:
+def build_robot(part: Part, registry: Registry | None = None) -> KinematicChain:
     """The chain of the robot a spec's robot part names (``Part.of("panda", {"tip": ...})``),
     its parameters checked first."""
     component = (registry or default_registry()).robot(part.name)
@@ -262,10 +286,21 @@ def build_robot(part: Part, registry: Registry | None = None) -> Chain:
     return _built_chain(component, part)
 
 
-def _built_chain(robot: Component, part: Part) -> Chain:
+#: What :class:`~ikrl.kinematics.protocol.KinematicChain` asks of a robot plugin's chain.
+_CHAIN_MEMBERS = (
+    "name", "dof", "joint_names", "lower", "upper", "continuous", "dtype", "device",
+    "forward_kinematics", "jacobian", "forward_kinematics_and_jacobian", "to", "fingerprint",
+)  # fmt: skip
+
+
+def _built_chain(robot: Component, part: Part) -> KinematicChain:
     chain = robot.build(part.kwargs)
-    if not isinstance(chain, Chain):
-        raise PluginError(f"robot {robot.name!r} from {robot.distribution!r} returned {type(chain).__name__}, not an ikrl.Chain")
+    if not isinstance(chain, KinematicChain):
+        missing = [name for name in _CHAIN_MEMBERS if not hasattr(chain, name)]
+        raise PluginError(
+            f"robot {robot.name!r} from {robot.distribution!r} returned {type(chain).__name__}, which is not a "
+            f"kinematic chain (ikrl.KinematicChain): it lacks {', '.join(missing)}"
+        )
     return chain
 
 

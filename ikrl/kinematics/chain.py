@@ -31,7 +31,7 @@ from torch import Tensor
 from ikrl.errors import ChainError, UnknownLinkError, UnsupportedJointError
 from ikrl.kinematics.protocol import check_joints
 
-__all__ = ["Chain", "Joint", "Mimic", "SUPPORTED_JOINT_TYPES"]
+__all__ = ["SUPPORTED_JOINT_TYPES", "Chain", "Joint", "Mimic"]
 
 #: Joint types a chain can move along. Others (``floating``, ``planar``) may appear in a
 #: robot description, but not on the path from base to tip.
@@ -221,7 +221,9 @@ class Chain:
 
     def _jacobian(self, q: Tensor, *, with_pose: bool) -> tuple[Tensor | None, Tensor]:
         flat, lead = self._flatten(q)
-        tip, (z, p, tip_position) = self._pass(flat, with_axes=True, with_pose=with_pose)
+        tip, axes = self._pass(flat, with_axes=True, with_pose=with_pose)
+        assert axes is not None  # with_axes=True always returns them
+        z, p, tip_position = axes
         d = tip_position - p  # from each joint's axis point to the tip, [3, B, n]
         zx, zy, zz = z.unbind(0)
         dx, dy, dz = d.unbind(0)
@@ -244,7 +246,9 @@ class Chain:
         tip origin, in the base frame.
         """
         flat, lead = self._flatten(q)
-        _, (_, p, tip_position) = self._pass(flat, with_axes=True)
+        _, axes = self._pass(flat, with_axes=True)
+        assert axes is not None  # with_axes=True always returns them
+        _, p, tip_position = axes
         points = torch.cat([torch.zeros_like(tip_position), p, tip_position], -1)  # [3, B, n + 2]
         return points.permute(1, 2, 0).reshape(*lead, self._n + 2, 3)
 

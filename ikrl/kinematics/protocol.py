@@ -13,9 +13,9 @@ angular velocity), both in the base frame. Joint values are radians (metres for 
 joints).
 
 Examples:
-    >>> import torch, ikrl
+    >>> import torch, ikrl, ikrl_robots
     >>> from ikrl.kinematics.protocol import KinematicChain, into_limits
-    >>> chain = ikrl.load_chain("robots/dobot_cr5/dobot_cr5.urdf")
+    >>> chain = ikrl.load_chain(ikrl_robots.info("dobot_cr5").urdf)
     >>> isinstance(chain, KinematicChain)
     True
     >>> into_limits(chain, torch.full((1, 6), 10.0)).tolist() == [chain.upper.tolist()]

@@ -18,8 +18,8 @@ import torch
 from urdf_parser_py import urdf as urdf_model
 from urdf_parser_py.xml_reflection import core as xml_core
 
-from ikrl.kinematics.chain import Chain, Joint, Mimic
 from ikrl.errors import UrdfError, UrdfNotFoundError
+from ikrl.kinematics.chain import Chain, Joint, Mimic
 from ikrl.kinematics.se3 import rpy_to_matrix
 
 __all__ = ["load_chain", "read_urdf_joints"]

@@ -33,8 +33,8 @@ from typing import Any
 
 import torch
 
-from ikrl.kinematics.protocol import KinematicChain
 from ikrl.errors import CheckpointError, CheckpointMismatchError
+from ikrl.kinematics.protocol import KinematicChain
 from ikrl.rl.policy import Policy
 from ikrl.util.files import atomic_write
 
@@ -180,7 +180,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(f"no checkpoint at {path}: give a run folder (holding {CHECKPOINT_FILE}) or the file itself")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - torch raises many kinds; all mean "not a checkpoint"
+    except Exception as error:
         raise CheckpointError(f"{path} is not a readable ikrl checkpoint: {error}") from error
     if not isinstance(data, dict) or "format" not in data:
         raise CheckpointError(f"{path} is not an ikrl checkpoint (no 'format' entry)")

@@ -17,7 +17,6 @@ Errors are :func:`ikrl.se3.pose_errors`, the definition the environment and the 
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -27,14 +26,14 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import BadParameterError
+from ikrl.kinematics.protocol import random_joints
 from ikrl.rl.policy import Policy
 from ikrl.rl.rollout import rollout_policy
+from ikrl.solver.pool import solve
 from ikrl.util.files import atomic_write_json
 from ikrl.util.metrics import METRICS, TOLERANCES
-from ikrl.solver.pool import solve
-from ikrl.kinematics.protocol import random_joints
 
-__all__ = ["EVAL_SEED", "TOLERANCES", "Evaluation", "evaluate", "evaluate_policy", "held_out", "TABLE_METRICS", "rows_from_metrics", "summarize_errors"]
+__all__ = ["EVAL_SEED", "TABLE_METRICS", "TOLERANCES", "Evaluation", "evaluate", "evaluate_policy", "held_out", "rows_from_metrics", "summarize_errors"]
 
 #: Seed of the held-out targets and starts. Training draws from its own seeds, and the
 #: evaluation stream is a separate torch.Generator, so held-out targets are never trained on

@@ -107,7 +107,7 @@ class Policy(nn.Module):
         """What rebuilds this policy: ``Policy(**policy.config())``."""
         return {
             "observation_size": self.observation_size,
-            "max_delta": [float(x) for x in self.max_delta],
+            "max_delta": [float(x) for x in self.get_buffer("max_delta").tolist()],
             "hidden": list(self.hidden),
             "activation": self.activation,
             "goal_features": list(self.goal_features),

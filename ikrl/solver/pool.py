@@ -40,17 +40,16 @@ environment and the evaluation use: a result flagged a success is one.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from ikrl.kinematics.protocol import KinematicChain
-from ikrl.util.checks import check_number
 from ikrl.errors import BadParameterError, ShapeError
+from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
 from ikrl.kinematics.se3 import pose_errors
-from ikrl.kinematics.protocol import into_limits, random_joints
+from ikrl.util.checks import check_number
 
 __all__ = ["SolveResult", "solve"]
 

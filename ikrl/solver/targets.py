@@ -25,11 +25,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ikrl.kinematics.chain import Chain
 from ikrl.errors import TargetsFileError
+from ikrl.kinematics.chain import Chain
+from ikrl.kinematics.protocol import random_joints
 from ikrl.kinematics.se3 import quaternion_to_matrix
 from ikrl.solver.pool import SolveResult
-from ikrl.kinematics.protocol import random_joints
 
 __all__ = ["SOLUTION_SUFFIXES", "TARGET_SUFFIXES", "load_targets", "random_targets", "write_solutions"]
 

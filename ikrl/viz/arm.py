@@ -20,9 +20,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from ikrl.kinematics.chain import Chain
-from ikrl.errors import BadParameterError, ShapeError
-from ikrl.kinematics.protocol import random_joints
+from ikrl.errors import BadParameterError, IkrlError, ShapeError
+from ikrl.kinematics.protocol import KinematicChain, random_joints
 
 __all__ = ["axis_limits", "draw_arm", "render_frame", "render_rollout"]
 
@@ -32,11 +31,11 @@ _DPI = 100
 _REACH_SAMPLES = 256
 # Per chain (weakly held, so chains are still freed): the limits cost a few hundred
 # forward passes, and an environment asks for them on every render.
-_LIMITS: weakref.WeakKeyDictionary[Chain, tuple[tuple[float, float], ...]] = weakref.WeakKeyDictionary()
+_LIMITS: weakref.WeakKeyDictionary[KinematicChain, tuple[tuple[float, float], ...]] = weakref.WeakKeyDictionary()
 
 
 def draw_arm(
-    chain: Chain,
+    chain: KinematicChain,
     q: torch.Tensor,
     path: str | Path,
     *,
@@ -53,7 +52,7 @@ def draw_arm(
     """
     q = q.reshape(-1, chain.dof).to(dtype=chain.dtype, device=chain.device)
     with torch.no_grad():
-        points = chain.skeleton(q).cpu().double()
+        points = skeleton(chain, q).cpu().double()
         tips = chain.forward_kinematics(q).cpu().double()
     fig = Figure(figsize=(size[0] / dpi, size[1] / dpi), dpi=dpi)
     ax = fig.add_subplot(projection="3d")
@@ -85,7 +84,19 @@ def draw_arm(
     return path
 
 
-def axis_limits(chain: Chain) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+def skeleton(chain: KinematicChain, q: torch.Tensor) -> torch.Tensor:
+    """``chain.skeleton(q)`` (points to draw, ``[..., points, 3]``), or an error saying that this
+    chain cannot be drawn: ``skeleton`` is the one optional member of a kinematic chain."""
+    draw = getattr(chain, "skeleton", None)
+    if not callable(draw):
+        raise IkrlError(
+            f"chain {chain.name!r} ({type(chain).__name__}) has no skeleton(q), so it cannot be drawn; "
+            "give it a skeleton(q) returning [..., points, 3] positions in the base frame"
+        )
+    return draw(q)
+
+
+def axis_limits(chain: KinematicChain) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
     """``((x0, x1), (y0, y1), (z0, z1))`` in metres: a box around everything the arm can reach.
 
     Estimated once per chain from the skeletons of the zero configuration and
@@ -101,7 +112,7 @@ def axis_limits(chain: Chain) -> tuple[tuple[float, float], tuple[float, float],
     q = random_joints(chain, _REACH_SAMPLES, torch.Generator().manual_seed(0))
     q = torch.cat([torch.zeros_like(q[:1]), q])
     with torch.no_grad():
-        points = chain.skeleton(q).detach().cpu().double()
+        points = skeleton(chain, q).detach().cpu().double()
     reach = 1.1 * float(points.norm(dim=-1).max())
     if not (reach > 0 and np.isfinite(reach)):
         reach = 1.0  # a degenerate chain (every joint at the base): any box will do
@@ -112,7 +123,7 @@ def axis_limits(chain: Chain) -> tuple[tuple[float, float], tuple[float, float],
 
 
 def render_frame(
-    chain: Chain,
+    chain: KinematicChain,
     q: torch.Tensor,
     targets: torch.Tensor | None = None,
     *,
@@ -149,7 +160,7 @@ def render_frame(
 
 
 def render_rollout(
-    chain: Chain,
+    chain: KinematicChain,
     qs: torch.Tensor,
     targets: torch.Tensor,
     path: str | Path,
@@ -217,7 +228,7 @@ def _draw_scene(ax, chain, q, targets, trail, *, title: str, small: bool) -> Non
     (x0, x1), (y0, y1), (z0, z1) = axis_limits(chain)
     reach = x1
     with torch.no_grad():
-        points = chain.skeleton(q).cpu().double().numpy()
+        points = skeleton(chain, q).cpu().double().numpy()
         tips = chain.forward_kinematics(q).cpu().double().numpy()
     colors = [f"C{i % 10}" for i in range(len(q))]
     width = 1.5 if small else 2.5
@@ -267,7 +278,7 @@ def _check_size(size: tuple[int, int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def _as_rows(chain: Chain, q: torch.Tensor) -> torch.Tensor:
+def _as_rows(chain: KinematicChain, q: torch.Tensor) -> torch.Tensor:
     """``q`` as ``[k, dof]`` in the chain's dtype and device (one arm if ``[dof]``)."""
     if not isinstance(q, torch.Tensor) or q.dim() not in (1, 2) or q.shape[-1] != chain.dof:
         shape = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__

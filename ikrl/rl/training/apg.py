@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ikrl.util.checks import check_number
 from ikrl.errors import BadParameterError
-from ikrl.rl.policy import Policy
 from ikrl.kinematics.protocol import into_limits
+from ikrl.rl.policy import Policy
+from ikrl.util.checks import check_number
 
 __all__ = ["APG"]
 
@@ -57,6 +57,7 @@ class APG:
     """
 
     name = "apg"
+    default_batch_size = 256
 
     def __init__(
         self,

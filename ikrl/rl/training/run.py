@@ -32,16 +32,18 @@ from typing import Any
 
 import torch
 
+from ikrl.errors import BadParameterError, CheckpointMismatchError
+from ikrl.extend.components import zero_on_target
+from ikrl.extend.registry import default_registry
 from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
-from ikrl.util.checks import check_device
-from ikrl.errors import BadParameterError, CheckpointMismatchError, closest
 from ikrl.rl.evaluate import evaluate, evaluate_policy
 from ikrl.rl.policy import Policy
+from ikrl.util.checks import check_device
 from ikrl.util.metrics import METRICS
 from ikrl.util.progress import ProgressBar
 from ikrl.viz.curves import plot_curves
 
-__all__ = ["ALGORITHMS", "DEFAULT_MINUTES", "RunResult", "TrainConfig", "train"]
+__all__ = ["DEFAULT_MINUTES", "RunResult", "TrainConfig", "train"]
 
 #: The default budget when neither minutes nor steps is given: the README's main job
 #: (training plus the final evaluation) stays within 10 minutes on a 2-core CPU.
@@ -51,24 +53,6 @@ VALIDATION_SEED = 1_234_567
 VALIDATION_TARGETS = 256
 #: Validations (and checkpoints) per run.
 VALIDATIONS = 10
-
-
-def _algorithm(name: str):
-    if name == "apg":
-        from ikrl.rl.training.apg import APG
-
-        return APG
-    if name == "sac":
-        from ikrl.rl.training.sac import SAC
-
-        return SAC
-    guess = closest(name, ALGORITHMS)
-    hint = f". Did you mean {guess!r}?" if guess else ""
-    raise BadParameterError(f"unknown algorithm {name!r}{hint} Choose one of {', '.join(ALGORITHMS)}")
-
-
-#: Algorithms by name, with their default number of arms per environment batch.
-ALGORITHMS = {"apg": 256, "sac": 256}
 
 
 @dataclass(frozen=True)
@@ -92,8 +76,7 @@ class TrainConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            _algorithm(self.algorithm)  # raises with suggestions
+        default_registry().algorithm(self.algorithm)  # an unknown name raises with suggestions
         if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and self.minutes > 0):
             raise BadParameterError(f"minutes must be a positive number; got {self.minutes!r}")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps > 0):
@@ -107,7 +90,7 @@ class TrainConfig:
 
     @property
     def arms(self) -> int:
-        return self.batch_size or ALGORITHMS[self.algorithm]
+        return self.batch_size or int(default_registry().algorithm(self.algorithm).factory.default_batch_size)  # type: ignore[attr-defined]
 
     @property
     def budget_minutes(self) -> float | None:
@@ -190,12 +173,12 @@ def train(
     dtype = getattr(torch, config.dtype)
     env = make_env(spec, batch_size=config.arms, seed=config.seed, device=config.device, dtype=dtype, max_steps=config.max_steps)
     resolved = str(env.resolved_spec)
-    algorithm_class = _algorithm(config.algorithm)
+    component = default_registry().algorithm(config.algorithm)
+    component.check_parameters(config.params)
     policy = Policy(
         env.observation_spec["observation"].shape[-1], env.max_delta, hidden=config.hidden, goal_features=goal_features(env)
     ).to(config.device)
-    _check_params(algorithm_class, config)
-    algorithm = algorithm_class(env, policy, seed=config.seed, **config.params)
+    algorithm = component.factory(env, policy, seed=config.seed, **config.params)
     steps, seconds, history = 0, 0.0, []
     if resume is not None:
         previous = load_checkpoint(resume)
@@ -279,29 +262,15 @@ def train(
 
 
 def goal_features(env) -> tuple[int, ...]:
-    """Observation columns of the ``error`` transform (zero exactly on target), for
-    :class:`~ikrl.policy.Policy`'s anchoring."""
+    """Observation columns of the transforms that declare ``zero_on_target`` (the error
+    twist), for :class:`~ikrl.rl.policy.Policy`'s anchoring."""
     columns, start = [], 0
-    for name, transform in env.transforms:
+    for _, transform in env.transforms:
         size = transform.size(env.chain)
-        if name.split("(")[0] == "error":
+        if zero_on_target(transform):
             columns.extend(range(start, start + size))
         start += size
     return tuple(columns)
-
-
-def _check_params(algorithm_class, config: TrainConfig) -> None:
-    import inspect
-
-    accepted = [
-        name for name, p in inspect.signature(algorithm_class).parameters.items()
-        if p.kind is p.KEYWORD_ONLY and name != "seed"
-    ]  # fmt: skip
-    unknown = sorted(set(config.params) - set(accepted))
-    if unknown:
-        raise BadParameterError(
-            f"{config.algorithm} has no hyperparameter {', '.join(unknown)}; it accepts {', '.join(accepted)}"
-        )
 
 
 # ---------------------------------------------------------------------- logging

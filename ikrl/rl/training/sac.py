@@ -174,6 +174,7 @@ class SAC:
     """
 
     name = "sac"
+    default_batch_size = 256
 
     def __init__(
         self,

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 
 import ikrl
-from ikrl.extend.components import PoseError
 from ikrl.errors import BadParameterError
+from ikrl.extend.components import PoseError
 
 URDF = Path(__file__).with_name("toy_arm.urdf")
 
