@@ -27,7 +27,7 @@ from ikrl.spec.braces import expand_braces
 
 @dataclass(frozen=True)
 class StubConfig:
-    """Stands in for ikrl.training.run.TrainConfig: run_grid needs only replace() and to_dict()."""
+    """Stands in for ikrl.rl.training.run.TrainConfig: run_grid needs only replace() and to_dict()."""
 
     algorithm: str = "apg"
     steps: int | None = 10

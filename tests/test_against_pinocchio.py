@@ -6,7 +6,7 @@ TALOS arm and gripper mimic chain, TIAGo arm with its prismatic torso, PR2, iCub
 hand-written edge cases (one joint, mimic before its source, mimic chains) and random
 URDFs (``tests/random_urdf.py``: non-unit axes, full-range rpy, prismatic, continuous,
 fixed and mimic joints, side branches, bases that are not the root). Both batch code
-paths are compared (below and from ``ikrl.chain._BATCH_LAST_FROM`` = 256). The Jacobian
+paths are compared (below and from ``ikrl.kinematics.chain._BATCH_LAST_FROM`` = 256). The Jacobian
 is also checked against central finite differences and autograd of ``forward_kinematics``.
 
 Pinocchio treats mimic joints as independent joints: the reference sets each mimic

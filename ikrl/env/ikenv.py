@@ -58,7 +58,7 @@ class IKEnv(EnvBase):
 
     Args:
         chain: the arm (converted to ``dtype`` and ``device``).
-        reward, sampler: a :class:`~ikrl.components.RewardShape` and a :class:`~ikrl.components.Sampler`.
+        reward, sampler: a :class:`~ikrl.extend.components.RewardShape` and a :class:`~ikrl.extend.components.Sampler`.
         transforms: ``(name, transform)`` pairs; their features make up ``observation``.
         batch_size: number of arms ``N``.
         max_steps: steps before an arm is truncated.
@@ -180,7 +180,7 @@ class IKEnv(EnvBase):
         ``target [N, 4, 4]``, as :meth:`reset` returns it: a rollout can start from chosen
         states (evaluation on held-out targets, a solver's warm start).
 
-        ``q`` must lie within the limits (:meth:`Chain.into_limits`); it is not moved.
+        ``q`` must lie within the limits (:func:`~ikrl.kinematics.protocol.into_limits`); it is not moved.
         """
         n = self.batch_size[0]
         if tuple(q.shape) != (n, self.chain.dof) or tuple(target.shape) != (n, 4, 4):
@@ -248,7 +248,7 @@ class IKEnv(EnvBase):
         Draws the last :meth:`reset` or :meth:`step`, since the environment itself keeps no
         state. ``index`` may also be a tensordict with ``q`` and ``target`` (what TorchRL's
         ``PixelRenderTransform(pass_tensordict=True)`` passes); then that state is drawn.
-        See :func:`ikrl.render.render_frame`.
+        See :func:`ikrl.viz.arm.render_frame`.
         """
         from ikrl.viz.arm import render_frame  # matplotlib only once something is drawn
 

@@ -36,18 +36,18 @@ def ikrl_robots() -> dict[str, Callable[..., KinematicChain]]:
 
 @hookspec
 def ikrl_rewards() -> dict[str, Callable[..., RewardShape]]:
-    """Reward shapes: names to factories returning a :class:`ikrl.components.RewardShape`."""
+    """Reward shapes: names to factories returning a :class:`ikrl.extend.components.RewardShape`."""
 
 
 @hookspec
 def ikrl_samplers() -> dict[str, Callable[..., Sampler]]:
-    """Start/target samplers: names to factories returning a :class:`ikrl.components.Sampler`."""
+    """Start/target samplers: names to factories returning a :class:`ikrl.extend.components.Sampler`."""
 
 
 @hookspec
 def ikrl_transforms() -> dict[str, Callable[..., ObservationTransform]]:
     """Observation transforms: names to factories returning an
-    :class:`ikrl.components.ObservationTransform`."""
+    :class:`ikrl.extend.components.ObservationTransform`."""
 
 
 @hookspec

@@ -2,7 +2,7 @@
 
 ikrl's own components are registered exactly as a third party's are: through entry points
 declared in ``pyproject.toml``. Nothing is loaded at import time: :func:`load_plugins`
-builds a plugin manager when asked, and :func:`ikrl.registry.default_registry` caches one
+builds a plugin manager when asked, and :func:`ikrl.extend.registry.default_registry` caches one
 per process (tests reset it). Set ``IKRL_DISABLE_PLUGIN_AUTOLOAD=1`` to load only ikrl's
 own plugins, not those of other installed distributions.
 """

@@ -84,7 +84,7 @@ def run_grid(
     """Train every cell of ``pattern`` × ``seeds`` into ``out_dir`` and summarise the folder.
 
     Each cell runs ``train_fn(cell.spec, config.replace(seed=cell.seed), out_dir / cell.folder,
-    progress=False)`` (``train_fn`` defaults to :func:`ikrl.training.run.train`; one given
+    progress=False)`` (``train_fn`` defaults to :func:`ikrl.rl.training.run.train`; one given
     for the process or ray backend must be a module-level function, so that it pickles).
     Finished cells (their folder holds eval.json) are skipped; half-finished ones are deleted
     and rerun. ``out_dir/grid.json`` records the config: rerunning into the same folder needs

@@ -114,7 +114,7 @@ def held_out(chain, targets: int, swarm: int, seed: int = EVAL_SEED) -> tuple[Te
 def evaluate(
     checkpoint, *, targets: int = 1000, swarm: int = 1, device: str = "cpu", seed: int = EVAL_SEED, refine: bool = False
 ) -> Evaluation:
-    """Evaluate a :class:`~ikrl.checkpoint.Checkpoint` on held-out targets (module docstring)."""
+    """Evaluate a :class:`~ikrl.rl.checkpoint.Checkpoint` on held-out targets (module docstring)."""
     if not isinstance(targets, int) or targets < 1:
         raise BadParameterError(f"targets must be a positive int; got {targets!r}")
     if not isinstance(swarm, int) or swarm < 1:

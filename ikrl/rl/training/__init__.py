@@ -1,7 +1,7 @@
 """Training policies on ikrl environments.
 
 An *algorithm* is a class built as ``Algorithm(env, policy, *, seed, **hyperparameters)``
-that trains ``policy`` (an :class:`ikrl.policy.Policy`) in place, one call at a time:
+that trains ``policy`` (an :class:`ikrl.rl.policy.Policy`) in place, one call at a time:
 
 * ``update() -> dict[str, float]``: one training iteration. The dict has at least
   ``"transitions"`` (environment steps this iteration consumed) and the algorithm's losses.
@@ -10,5 +10,5 @@ that trains ``policy`` (an :class:`ikrl.policy.Policy`) in place, one call at a 
 * ``set_progress(fraction: float)``: how far through the budget the run is (0 to 1), for
   schedules (learning rate, curriculum).
 
-:mod:`ikrl.training.run` drives an algorithm within a budget, logs, checkpoints and evaluates.
+:mod:`ikrl.rl.training.run` drives an algorithm within a budget, logs, checkpoints and evaluates.
 """

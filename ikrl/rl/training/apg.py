@@ -45,7 +45,7 @@ class APG:
 
     Args:
         env: an :class:`~ikrl.env.IKEnv`; its batch size is the number of arms per update.
-        policy: the :class:`~ikrl.policy.Policy` to train, in place.
+        policy: the :class:`~ikrl.rl.policy.Policy` to train, in place.
         seed: seeds the curriculum's random stream (the env has its own seed).
         lr: peak Adam learning rate.
         final_lr: the learning rate at the end, as a fraction of ``lr``.

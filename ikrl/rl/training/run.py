@@ -1,7 +1,7 @@
 """A training run: an algorithm driven within a budget, with logs, checkpoints and a verdict.
 
 ``train(spec, config, run_dir)`` builds the environment from the spec, a fresh
-:class:`~ikrl.policy.Policy` (or the one of a checkpoint, to resume), and the algorithm named
+:class:`~ikrl.rl.policy.Policy` (or the one of a checkpoint, to resume), and the algorithm named
 by ``config.algorithm``; it then calls ``update()`` until the budget (minutes of training,
 environment steps, or both: the first reached) is spent. Along the way it shows a progress
 bar with live metrics, logs scalars with TorchRL's logger (CSV, or TensorBoard when asked and

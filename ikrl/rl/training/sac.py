@@ -9,7 +9,7 @@ ordinary reinforcement learning and to compare against. Everything comes from To
   and a small state-dependent log-std head (the scale), squashed onto
   ``[-max_delta, max_delta]``. TanhNormal's deterministic sample is
   ``(high + low) / 2 + (high - low) / 2 * tanh(loc) = max_delta * tanh(loc)``, which is
-  exactly ``policy(observation)``: the trained :class:`~ikrl.policy.Policy` *is* the
+  exactly ``policy(observation)``: the trained :class:`~ikrl.rl.policy.Policy` *is* the
   deterministic SAC actor, and is what checkpoints save and evaluations run (anchored
   policies included: the location is whatever ``pre_tanh`` returns);
 * two Q networks (:class:`~torchrl.modules.ValueOperator`) on ``[observation, action /
@@ -132,7 +132,7 @@ class SAC:
 
     Args:
         env: the batched environment (``N`` arms); SAC steps it through a collector.
-        policy: the :class:`~ikrl.policy.Policy` to train; its deterministic action is the
+        policy: the :class:`~ikrl.rl.policy.Policy` to train; its deterministic action is the
             mean of SAC's actor. It is moved to ``device``.
         seed: seeds the networks' initialisation and SAC's own random stream.
         lr: Adam learning rate of actor, critics and temperature.
@@ -385,7 +385,7 @@ class SAC:
 
 def _check(n, policy, env, options) -> None:
     if not isinstance(policy, Policy):
-        raise BadParameterError(f"sac trains an ikrl.policy.Policy; got {type(policy).__name__}")
+        raise BadParameterError(f"sac trains an ikrl.rl.policy.Policy; got {type(policy).__name__}")
     observation_size = env.observation_spec["observation"].shape[-1]
     if policy.observation_size != observation_size or policy.dof != env.action_spec.shape[-1]:
         raise BadParameterError(
