@@ -141,8 +141,34 @@ class SpecSyntaxError(SpecError):
     """A spec string does not follow the grammar; the message points at the position."""
 
 
+_UNSET = object()
+
+
 class BadParameterError(SpecError):
-    """A component got a parameter it does not accept, or a value it rejects."""
+    """A component got a parameter it does not accept, or a value it rejects.
+
+    Built from a message, or from data (as the checks in :mod:`ikrl.util.checks` build it),
+    which it keeps as fields for code and tests:
+
+    >>> error = BadParameterError(component="near_target", parameter="noise", accepted="a number >= 0", value=-1)
+    >>> str(error), error.parameter, error.value
+    ('near_target: noise must be a number >= 0; got -1', 'noise', -1)
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        component: str | None = None,
+        parameter: str | None = None,
+        accepted: str | None = None,
+        value: object = _UNSET,
+    ) -> None:
+        if message is None:
+            message = f"{component}: {parameter} must be {accepted}; got {value!r}"
+        super().__init__(message)
+        self.component, self.parameter, self.accepted = component, parameter, accepted
+        self.value = None if value is _UNSET else value
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:

@@ -599,3 +599,17 @@ def test_device_check_names_what_is_wrong(monkeypatch):
     assert check_device("cuda:1") == torch.device("cuda:1")
     with pytest.raises(BadParameterError, match=r"device 'cuda:2' does not exist: this machine has 2 cuda device\(s\)"):
         check_device("cuda:2")
+
+
+def test_parameter_checks_raise_errors_that_carry_their_data():
+    from ikrl.errors import BadParameterError
+    from ikrl.util.checks import check_int, check_number
+
+    with pytest.raises(BadParameterError) as caught:
+        check_number("geodesic", "rotation_weight", -1.0, accepted="a finite number >= 0", low=0)
+    error = caught.value
+    assert (error.component, error.parameter, error.accepted, error.value) == ("geodesic", "rotation_weight", "a finite number >= 0", -1.0)
+    assert str(error) == "geodesic: rotation_weight must be a finite number >= 0; got -1.0"
+    with pytest.raises(BadParameterError) as caught:
+        check_int("solve", "restarts", True, low=0)
+    assert (caught.value.parameter, caught.value.value, caught.value.accepted) == ("restarts", True, "an int >= 0")

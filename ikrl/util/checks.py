@@ -52,7 +52,7 @@ def check_number(
     x = float(value) if is_finite_number(value) else math.nan  # type: ignore[arg-type]
     # NaN fails every comparison, so anything that is not a finite number is rejected.
     if not ((x > low if low_open else x >= low) and x <= high):
-        raise BadParameterError(f"{component}: {name} must be {accepted}; got {value!r}")
+        raise BadParameterError(component=component, parameter=name, accepted=accepted, value=value)
     return x
 
 
@@ -88,5 +88,5 @@ def check_int(component: str, name: str, value: object, *, low: int | None = Non
         accepted = "an int"
     ok = isinstance(value, int) and not isinstance(value, bool)
     if not ok or (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
-        raise BadParameterError(f"{component}: {name} must be {accepted}; got {value!r}")
+        raise BadParameterError(component=component, parameter=name, accepted=accepted, value=value)
     return value  # type: ignore[return-value]
