@@ -263,3 +263,6 @@ def test_a_third_party_algorithm_trains_through_the_registry(tmp_path, monkeypat
     assert result.steps == 40
     with pytest.raises(BadParameterError, match=r"algorithm 'still' has no parameter 'lr'; it accepts: steps_per_update=8"):
         train("ur5e", config.replace(params={"lr": 1.0}), tmp_path / "other", progress=False, logger="none")
+    monkeypatch.delattr(_StillAlgorithm, "default_batch_size")
+    with pytest.raises(PluginError, match=r"algorithm 'still' from '<registered in code>' declares no default_batch_size"):
+        _ = config.arms

@@ -32,7 +32,7 @@ from typing import Any
 
 import torch
 
-from ikrl.errors import BadParameterError, CheckpointMismatchError
+from ikrl.errors import BadParameterError, CheckpointMismatchError, PluginError
 from ikrl.extend.components import zero_on_target
 from ikrl.extend.registry import default_registry
 from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
@@ -90,7 +90,16 @@ class TrainConfig:
 
     @property
     def arms(self) -> int:
-        return self.batch_size or int(default_registry().algorithm(self.algorithm).factory.default_batch_size)  # type: ignore[attr-defined]
+        if self.batch_size:
+            return self.batch_size
+        component = default_registry().algorithm(self.algorithm)
+        size = getattr(component.factory, "default_batch_size", None)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise PluginError(
+                f"algorithm {self.algorithm!r} from {component.distribution!r} declares no default_batch_size "
+                f"(a positive int); give batch_size, or add default_batch_size to its factory"
+            )
+        return size
 
     @property
     def budget_minutes(self) -> float | None:
