@@ -392,8 +392,6 @@ def solve(
 
     Writes one solution per target (failures too, flagged) and prints a summary.
     """
-    import math as _math
-
     from ikrl.solver.pool import solve as run_solver
     from ikrl.solver.targets import load_targets, random_targets, write_solutions
     from ikrl.util.checks import check_device
@@ -420,7 +418,7 @@ def solve(
     start = time.perf_counter()
     result = run_solver(
         chain, poses, warm_start=warm_start, tol_pos=tol_pos,
-        tol_rot=_math.radians(tol_rot), max_iters=max_iters, restarts=restarts, seed=seed,
+        tol_rot=math.radians(tol_rot), max_iters=max_iters, restarts=restarts, seed=seed,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     path = write_solutions(out, chain, result)
@@ -431,7 +429,7 @@ def solve(
     table.add_row("all within joint limits", "yes" if within else "NO")
     position, rotation = result.position_error.double(), result.rotation_error.double()
     table.add_row("position error, median / max", f"{1e3 * float(position.median()):.4f} / {1e3 * float(position.max()):.4f} mm")
-    table.add_row("rotation error, median / max", f"{_math.degrees(float(rotation.median())):.4f} / {_math.degrees(float(rotation.max())):.4f} °")
+    table.add_row("rotation error, median / max", f"{math.degrees(float(rotation.median())):.4f} / {math.degrees(float(rotation.max())):.4f} °")
     table.add_row("iterations per target, mean / max", f"{float(result.iterations.double().mean()):.1f} / {int(result.iterations.max())}")
     table.add_row("candidate starts per target, mean", f"{float(result.attempts.double().mean()):.2f}")
     table.add_row("warm start", f"policy of {checkpoint}" if checkpoint else "none (seed table and restarts)")

@@ -46,10 +46,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ikrl.errors import BadParameterError, ShapeError
+from ikrl.errors import ShapeError
 from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
 from ikrl.kinematics.se3 import pose_errors
-from ikrl.util.checks import check_number
+from ikrl.util.checks import check_int, check_number
 
 __all__ = ["SolveResult", "solve"]
 
@@ -425,15 +425,9 @@ def _check_targets(chain: KinematicChain, targets: Tensor) -> Tensor:
     return targets.to(device=chain.device, dtype=chain.dtype)
 
 
-def _positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BadParameterError(f"{name} must be an int >= {minimum}; got {value!r}")
-    return value
-
-
 def _check_settings(tol_pos: float, tol_rot: float, max_iters: int, restarts: int, seeds: int) -> None:
     for name, value in (("tol_pos", tol_pos), ("tol_rot", tol_rot)):
         check_number("solve", name, value, accepted="a positive finite number", low=0, low_open=True)
-    _positive_int(max_iters, "max_iters")
-    _positive_int(restarts, "restarts", 0)
-    _positive_int(seeds, "seeds", 0)
+    check_int("solve", "max_iters", max_iters, low=1)
+    check_int("solve", "restarts", restarts, low=0)
+    check_int("solve", "seeds", seeds, low=0)

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.protocol import into_limits
 from ikrl.rl.policy import Policy
-from ikrl.util.checks import check_number
+from ikrl.util.checks import check_int, check_number
 
 __all__ = ["APG"]
 
@@ -75,8 +75,7 @@ class APG:
     ) -> None:
         for name, value in (("lr", lr), ("grad_clip", grad_clip)):
             check_number("apg", name, value, accepted="a positive number", low=0, low_open=True)
-        if not (isinstance(horizon, int) and horizon >= 1):
-            raise BadParameterError(f"apg: horizon must be an int >= 1; got {horizon!r}")
+        check_int("apg", "horizon", horizon, low=1)
         if not (0 < gamma <= 1 and 0 < final_lr <= 1 and 0 <= curriculum_end <= 1):
             raise BadParameterError(
                 f"apg: need 0 < gamma <= 1, 0 < final_lr <= 1 and 0 <= curriculum_end <= 1; "

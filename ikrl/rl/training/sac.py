@@ -60,6 +60,7 @@ from torchrl.objectives import SACLoss, SoftUpdate, ValueEstimators
 
 from ikrl.errors import BadParameterError
 from ikrl.rl.policy import Policy
+from ikrl.util.checks import check_int
 
 __all__ = ["LOG_STD_MAX", "LOG_STD_MIN", "SAC"]
 
@@ -409,8 +410,7 @@ def _check(n, policy, env, options) -> None:
         if not (integer(options[name]) and options[name] > 0):
             raise BadParameterError(f"sac: {name} must be a positive int; got {options[name]!r}")
     for name in ("updates_per_batch", "init_random_frames"):
-        if not (integer(options[name]) and options[name] >= 0):
-            raise BadParameterError(f"sac: {name} must be an int >= 0; got {options[name]!r}")
+        check_int("sac", name, options[name], low=0)
     frames = options["frames_per_batch"]
     if not (integer(frames) and frames >= n and frames % n == 0):
         raise BadParameterError(
