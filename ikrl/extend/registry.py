@@ -24,7 +24,7 @@ from ikrl.errors import (
 )
 from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, RewardShape, Sampler
 from ikrl.extend.plugins import LoadedPlugins, load_plugins
-from ikrl.kinematics.protocol import KinematicChain
+from ikrl.kinematics.protocol import KinematicChain, missing_members
 from ikrl.spec.grammar import EnvSpec, Part, Value
 
 __all__ = [
@@ -286,17 +286,10 @@ def build_robot(part: Part, registry: Registry | None = None) -> KinematicChain:
     return _built_chain(component, part)
 
 
-#: What :class:`~ikrl.kinematics.protocol.KinematicChain` asks of a robot plugin's chain.
-_CHAIN_MEMBERS = (
-    "name", "dof", "joint_names", "lower", "upper", "continuous", "dtype", "device",
-    "forward_kinematics", "jacobian", "forward_kinematics_and_jacobian", "to", "fingerprint",
-)  # fmt: skip
-
-
 def _built_chain(robot: Component, part: Part) -> KinematicChain:
     chain = robot.build(part.kwargs)
     if not isinstance(chain, KinematicChain):
-        missing = [name for name in _CHAIN_MEMBERS if not hasattr(chain, name)]
+        missing = missing_members(chain)
         raise PluginError(
             f"robot {robot.name!r} from {robot.distribution!r} returned {type(chain).__name__}, which is not a "
             f"kinematic chain (ikrl.KinematicChain): it lacks {', '.join(missing)}"

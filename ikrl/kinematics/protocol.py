@@ -25,6 +25,7 @@ Examples:
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -33,7 +34,7 @@ from torch import Tensor
 from ikrl.errors import JointInputError
 from ikrl.kinematics.se3 import wrap_angle
 
-__all__ = ["KinematicChain", "bounds", "check_joints", "into_limits", "jacobian_error", "random_joints"]
+__all__ = ["KinematicChain", "bounds", "check_joints", "into_limits", "jacobian_error", "missing_members", "random_joints"]
 
 
 @runtime_checkable
@@ -83,6 +84,14 @@ class KinematicChain(Protocol):
         ...
 
 
+def missing_members(obj: object) -> list[str]:
+    """The members of :class:`KinematicChain` that ``obj`` lacks, in the protocol's order
+    (empty when ``obj`` is a kinematic chain)."""
+    members = [*KinematicChain.__annotations__]
+    members += [name for name, value in vars(KinematicChain).items() if callable(value) and not name.startswith("_")]
+    return [name for name in members if not hasattr(obj, name)]
+
+
 def check_joints(chain: KinematicChain, q: object) -> Tensor:
     """``q`` itself if it is a tensor ``[..., dof]`` in the chain's dtype and on its device,
     else a :class:`~ikrl.errors.JointInputError` saying what to pass instead."""
@@ -106,6 +115,21 @@ def check_joints(chain: KinematicChain, q: object) -> Tensor:
     return q
 
 
+#: Whether a chain's ``continuous`` mask has any True, by the mask's id (a weak reference
+#: confirms it is the same tensor, and drops the entry with it): ``into_limits`` runs at every
+#: solver iteration, and ``bool(mask.any())`` would wait for a GPU each time.
+_CONTINUOUS: dict[int, tuple[weakref.ref[Tensor], bool]] = {}
+
+
+def _any_continuous(mask: Tensor) -> bool:
+    key = id(mask)
+    entry = _CONTINUOUS.get(key)
+    if entry is None or entry[0]() is not mask:
+        entry = (weakref.ref(mask, lambda _, key=key: _CONTINUOUS.pop(key, None)), bool(mask.any()))
+        _CONTINUOUS[key] = entry
+    return entry[1]
+
+
 def bounds(chain: KinematicChain) -> tuple[Tensor, Tensor]:
     """``(low, high)``, ``[dof]`` each: where joint values live. The limits, and ``[-pi, pi]``
     for continuous joints (which :func:`into_limits` wraps into ``[-pi, pi)``)."""
@@ -119,7 +143,7 @@ def into_limits(chain: KinematicChain, q: Tensor) -> Tensor:
     wrapped into ``[-pi, pi)``. Differentiable (gradient 1 inside the limits)."""
     check_joints(chain, q)
     clamped = torch.clamp(q, min=chain.lower, max=chain.upper)  # continuous limits are +-inf
-    if not bool(chain.continuous.any()):
+    if not _any_continuous(chain.continuous):
         return clamped
     return torch.where(chain.continuous, wrap_angle(q), clamped)
 
