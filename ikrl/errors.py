@@ -25,6 +25,7 @@ __all__ = [
     "SpecError",
     "SpecSyntaxError",
     "TargetsFileError",
+    "TrainingError",
     "UnknownLinkError",
     "UnknownNameError",
     "UnsupportedJointError",
@@ -119,6 +120,11 @@ class CheckpointError(IkrlError, ValueError):
 
 class CheckpointMismatchError(CheckpointError):
     """A checkpoint was trained for other kinematics (another robot, or a changed URDF)."""
+
+
+class TrainingError(IkrlError, RuntimeError):
+    """A training run could not finish: a worker process it started failed (the message
+    holds the end of the worker's log)."""
 
 
 class GridError(IkrlError, ValueError):

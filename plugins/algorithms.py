@@ -1,4 +1,5 @@
-"""ikrl's own training algorithms: APG (back-propagation through rollouts) and TorchRL's SAC."""
+"""ikrl's own training algorithms: the goal network with a learned corrector (the default),
+APG (back-propagation through rollouts) and TorchRL's SAC."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from ikrl.extend.components import Algorithm
 from ikrl.extend.plugins import hookimpl
 from ikrl.rl.training.apg import APG
+from ikrl.rl.training.goal import GoalTraining
 from ikrl.rl.training.sac import SAC
 
 __all__ = ["ikrl_algorithms"]
@@ -15,4 +17,4 @@ __all__ = ["ikrl_algorithms"]
 @hookimpl
 def ikrl_algorithms() -> dict[str, Callable[..., Algorithm]]:
     """ikrl's training algorithms, by name."""
-    return {"apg": APG, "sac": SAC}
+    return {"goal": GoalTraining, "apg": APG, "sac": SAC}

@@ -35,7 +35,7 @@ def test_eval_with_a_swarm_writes_its_own_json(run_dir):
     result = runner.invoke(app, ["eval", str(run_dir), "--targets", "10", "--swarm", "2"])
     assert result.exit_code == 0, result.output
     record = json.loads((run_dir / "eval-swarm2.json").read_text())
-    assert record["targets"] == 10 and record["swarm"] == 2 and record["algorithm"] == "apg"
+    assert record["targets"] == 10 and record["swarm"] == 2 and record["algorithm"] == "goal"
     assert "10 (swarm 2)" in result.output
 
 
@@ -44,7 +44,7 @@ def test_eval_refine_reports_the_solver_polish_beside_the_policy_alone(run_dir):
     assert result.exit_code == 0, result.output
     record = json.loads((run_dir / "eval-refined.json").read_text())
     plain = json.loads((run_dir / "eval.json").read_text())
-    assert record["refined"] is True and record["algorithm"] == "apg" and record["targets"] == 10
+    assert record["refined"] is True and record["algorithm"] == "goal" and record["targets"] == 10
     # A local polish never loses a target the policy had reached.
     assert record["success_5mm_2deg"] >= record["policy_success_5mm_2deg"]
     assert "policy + solver" in result.output and "the policy alone:" in result.output
@@ -67,7 +67,7 @@ def test_errors_are_one_line(tmp_path):
     result = runner.invoke(app, ["train", SPEC, "--param", "lr", "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "NAME=VALUE" in result.output
     result = runner.invoke(app, ["train", SPEC, "--param", "colour=1", "--steps", "10", "--out", str(tmp_path / "x"), "--no-progress"])
-    assert result.exit_code == 1 and "algorithm 'apg' has no parameter 'colour'; it accepts: lr=" in " ".join(result.output.split())
+    assert result.exit_code == 1 and "algorithm 'goal' has no parameter 'colour'; it accepts: lr=" in " ".join(result.output.split())
 
 
 def test_ablate_runs_a_grid_and_resumes(tmp_path):

@@ -255,7 +255,7 @@ def test_a_third_party_algorithm_trains_through_the_registry(tmp_path, monkeypat
 
     registry = Registry.from_plugins(load_plugins(autoload=False, extra=[(_AlgorithmPlugin, "still")]))
     monkeypatch.setattr(registry_module, "_default", registry)
-    assert [c.name for c in registry.components("algorithm")] == ["apg", "sac", "still"]
+    assert [c.name for c in registry.components("algorithm")] == ["apg", "goal", "sac", "still"]
     assert list(registry.algorithm("still").parameters()) == ["steps_per_update"]  # env, policy, seed are the trainer's
     config = TrainConfig(algorithm="still", steps=40, eval_targets=5, hidden=(8,), params={"steps_per_update": 10})
     assert config.arms == 8

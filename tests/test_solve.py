@@ -86,8 +86,22 @@ def test_bad_inputs():
     chain = ikrl_robots.load("panda")
     with pytest.raises(ShapeError, match=r"targets must be poses of shape \(N, 4, 4\); got \(4, 4\)"):
         solve(chain, torch.eye(4))
-    with pytest.raises(ShapeError, match=r"starts must have shape \(2, 7\) for 2 targets; got \(2, 6\)"):
+    with pytest.raises(ShapeError, match=r"starts must have shape \(2, 7\) or \(2, K, 7\) for 2 targets; got \(2, 6\)"):
         solve(chain, torch.eye(4).expand(2, 4, 4), starts=torch.zeros(2, 6))
+
+
+def test_several_starts_per_target_are_tried_in_order_before_the_seed_table():
+    chain = ikrl_robots.load("panda", dtype=torch.float64)
+    q, targets = reachable(chain, 12, seed=3)
+    far = torch.zeros_like(q)
+    # The answer itself as each target's second start: with no restarts beyond those two,
+    # every target is solved, the first start having been tried first.
+    result = solve(chain, targets, starts=torch.stack([far, q], 1), restarts=1, seeds=0)
+    assert bool(result.success.all()) and bool((result.attempts <= 2).all())
+    alone = solve(chain, targets, starts=far, restarts=0, seeds=0)
+    assert not bool(alone.success.all())  # the first start alone does not solve them all
+    with pytest.raises(ShapeError, match=r"starts must have shape \(12, 7\) or \(12, K, 7\) for 12 targets; got \(12, 0, 7\)"):
+        solve(chain, targets, starts=torch.zeros(12, 0, 7, dtype=torch.float64))
 
 
 def test_the_solver_does_not_start_on_answers_drawn_from_the_same_seed():

@@ -210,7 +210,7 @@ def test_solve_refines_the_policy_rollout(panda_checkpoint, tmp_path, monkeypatc
     result = solve(chain, targets, warm_start=fake_rollout)
     assert result.success.all() and (result.iterations == 0).all() and (result.attempts == 1).all()
     assert seen["q"].shape == (10, 7)
-    with pytest.raises(ShapeError, match=re.escape("warm_start must return joint values of shape (10, 7); got (10, 6)")):
+    with pytest.raises(ShapeError, match=re.escape("warm_start must return joint values of shape (10, 7) or (10, K, 7) for 10 targets; got (10, 6)")):
         solve(chain, targets, warm_start=lambda q: q[:, :6])
 
 

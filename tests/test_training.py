@@ -123,7 +123,7 @@ def test_a_run_folder_holds_everything(tmp_path):
     assert len(rows) >= 2 and int(rows[-1]["steps"]) == result.steps >= 3000
     record = json.loads((run / "eval.json").read_text())
     assert record["spec"] == "dobot_cr5+weighted_pose+uniform+target+error+sincos"
-    assert record["targets"] == 20 and record["algorithm"] == "apg"
+    assert record["targets"] == 20 and record["algorithm"] == "goal"
     assert result.evaluation["success_5mm_2deg"] == record["success_5mm_2deg"]
     checkpoint = load_checkpoint(run)
     assert checkpoint.spec == record["spec"] and checkpoint.progress["steps"] == result.steps

@@ -197,7 +197,7 @@ def _params(values: list[str]) -> dict[str, object]:
 @command()
 def train(
     spec: Annotated[str, typer.Argument(help='What to learn, e.g. "dobot_cr5+weighted_pose+sincos".')],
-    algorithm: Annotated[str, typer.Option(help="apg (back-propagation through rollouts) or sac (TorchRL's SAC).")] = "apg",
+    algorithm: Annotated[str, typer.Option(help="goal (goal network + learned corrector), apg (back-propagation through rollouts) or sac (TorchRL's SAC).")] = "goal",
     minutes: Annotated[float | None, typer.Option(min=0, help="Training budget in minutes (default 7.5 when --steps is not given).")] = None,
     steps: Annotated[int | None, typer.Option(min=1, help="Training budget in environment steps (transitions).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Arms per environment batch (default: the algorithm's).")] = None,
@@ -283,7 +283,7 @@ def ablate(
     backend: Annotated[str, typer.Option(help="process (local processes), ray (a Ray cluster) or serial (this process).")] = "process",
     workers: Annotated[int | None, typer.Option(min=1, help="Cells at once (default: one per CPU core).")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (default: start a local one).")] = None,
-    algorithm: Annotated[str, typer.Option(help="Training algorithm of every cell.")] = "apg",
+    algorithm: Annotated[str, typer.Option(help="Training algorithm of every cell.")] = "goal",
     steps: Annotated[int | None, typer.Option(min=1, help="Budget per cell in environment steps.")] = None,
     minutes: Annotated[float | None, typer.Option(min=0, help="Budget per cell in minutes.")] = None,
     eval_targets: Annotated[int, typer.Option(min=1, help="Held-out targets of each cell's evaluation.")] = 1000,
@@ -340,7 +340,7 @@ def render(
     starts, target_q = held_out(env.chain, targets, 1, seed=seed)
     with torch.no_grad():
         target = env.chain.forward_kinematics(target_q)
-    final, _, history = rollout_policy(env, checkpoint.policy(), starts, target, record=True)
+    final, _, history = rollout_policy(env, checkpoint.policy(chain=env.chain), starts, target, record=True)
     path = render_rollout(env.chain, history, target, out, fps=fps, size=(size, size), title=checkpoint.spec)
     errors = ", ".join(
         f"{1000 * p:.1f} mm / {math.degrees(r):.2f}°"

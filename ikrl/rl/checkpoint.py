@@ -12,7 +12,7 @@ key                           what
 ``fingerprint``               :func:`kinematics_fingerprint` of the robot's chain
 ``robot``                     the robot's name, base and tip links and joint names (for messages)
 ``env``                       environment options: max_steps, max_delta, tolerances, dtype
-``policy``                    ``{"config": Policy.config(), "state": state_dict}``
+``policy``                    ``{"kind": "mlp" | "goal", "config": policy.config(), "state": state_dict}``
 ``train_config``              the training configuration (a dict)
 ``progress``                  steps, updates and seconds trained so far
 ``optimizer``                 optimizer/scheduler state for resuming (may be None)
@@ -35,13 +35,18 @@ import torch
 
 from ikrl.errors import CheckpointError, CheckpointMismatchError
 from ikrl.kinematics.protocol import KinematicChain
+from ikrl.rl.goal.policy import GoalPolicy
 from ikrl.rl.policy import Policy
 from ikrl.util.files import atomic_write
 
-__all__ = ["CHECKPOINT_FILE", "FORMAT", "Checkpoint", "kinematics_fingerprint", "load_checkpoint", "versions"]
+__all__ = ["CHECKPOINT_FILE", "FORMAT", "POLICY_KINDS", "Checkpoint", "kinematics_fingerprint", "load_checkpoint", "versions"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
+
+#: The policy classes a checkpoint can hold, by the ``kind`` it stores (a checkpoint without
+#: one holds an MLP, as checkpoints did before the goal policy).
+POLICY_KINDS: dict[str, type[Policy] | type[GoalPolicy]] = {"mlp": Policy, "goal": GoalPolicy}
 
 
 def kinematics_fingerprint(chain: KinematicChain) -> str:
@@ -85,12 +90,24 @@ class Checkpoint:
     optimizer: dict[str, Any] | None = None
     versions: dict[str, str] = field(default_factory=versions)
     path: Path | None = None
+    policy_kind: str = "mlp"
 
     # ------------------------------------------------------------------ using it
 
-    def policy(self, device: torch.device | str = "cpu") -> Policy:
-        """The trained policy, in eval mode."""
-        policy = Policy(**self.policy_config)
+    def policy(self, device: torch.device | str = "cpu", chain: KinematicChain | None = None) -> Policy | GoalPolicy:
+        """The trained policy, in eval mode. A goal policy acts through ``chain`` (checked
+        against the fingerprint; by default the spec's robot, on ``device``)."""
+        kind = POLICY_KINDS.get(self.policy_kind)
+        if kind is None:
+            raise CheckpointError(
+                f"checkpoint{f' ({self.path})' if self.path else ''} holds a policy of kind {self.policy_kind!r}; "
+                f"this ikrl knows {', '.join(sorted(POLICY_KINDS))}"
+            )
+        if chain is None and kind is GoalPolicy:
+            chain = self.make_env(batch_size=1, device=device).chain
+        elif chain is not None:
+            self.check_chain(chain)
+        policy = kind.from_config(self.policy_config, chain)
         policy.load_state_dict(self.policy_state)
         return policy.to(device).eval()
 
@@ -142,7 +159,7 @@ class Checkpoint:
             "fingerprint": self.fingerprint,
             "robot": self.robot,
             "env": self.env,
-            "policy": {"config": self.policy_config, "state": self.policy_state},
+            "policy": {"kind": self.policy_kind, "config": self.policy_config, "state": self.policy_state},
             "train_config": self.train_config,
             "progress": self.progress,
             "optimizer": self.optimizer,
@@ -197,6 +214,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         env=data["env"],
         policy_config=data["policy"]["config"],
         policy_state=data["policy"]["state"],
+        policy_kind=data["policy"].get("kind", "mlp"),
         train_config=data.get("train_config", {}),
         progress=data.get("progress", {}),
         optimizer=data.get("optimizer"),

@@ -27,7 +27,6 @@ from torch import Tensor
 
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.protocol import random_joints
-from ikrl.rl.policy import Policy
 from ikrl.rl.rollout import rollout_policy
 from ikrl.solver.pool import solve
 from ikrl.util.files import atomic_write_json
@@ -120,12 +119,12 @@ def evaluate(
     if not isinstance(swarm, int) or swarm < 1:
         raise BadParameterError(f"swarm must be a positive int (starts per target); got {swarm!r}")
     env = checkpoint.make_env(batch_size=targets * swarm, seed=seed, device=device)
-    policy = checkpoint.policy(device)
+    policy = checkpoint.policy(device, env.chain)
     return evaluate_policy(env, policy, targets=targets, swarm=swarm, seed=seed, spec=checkpoint.spec, refine=refine)
 
 
 def evaluate_policy(
-    env, policy: Policy, *, targets: int, swarm: int = 1, seed: int = EVAL_SEED, spec: str = "", refine: bool = False
+    env, policy: torch.nn.Module, *, targets: int, swarm: int = 1, seed: int = EVAL_SEED, spec: str = "", refine: bool = False
 ) -> Evaluation:
     """Evaluate ``policy`` in ``env`` (whose batch size must be ``targets * swarm``); with
     ``refine``, polish each kept answer with the solver (module docstring)."""

@@ -1,4 +1,10 @@
-"""The policy network every ikrl training algorithm produces and every consumer loads.
+"""Policies: what acts in an environment, and the MLP that apg and sac train.
+
+Every policy is an ``nn.Module`` with ``in_keys`` (the tensordict entries it reads, in the
+order of its ``forward`` arguments), a ``kind`` (the name checkpoints store), ``config()``
+and ``from_config(config, chain)``; its ``forward`` returns joint deltas within the
+environment's ``max_delta``. :func:`act` runs one on a tensordict, and :func:`as_module`
+wraps one as TorchRL's ``TensorDictModule`` writing ``"action"``.
 
 A :class:`Policy` maps an environment's ``observation`` to an ``action`` (joint deltas):
 an MLP whose output goes through ``tanh`` and is scaled by the environment's per-joint
@@ -16,7 +22,7 @@ from torch import Tensor, nn
 
 from ikrl.errors import BadParameterError
 
-__all__ = ["ACTIVATIONS", "Policy"]
+__all__ = ["ACTIVATIONS", "Policy", "act", "as_module"]
 
 #: Activation functions a policy may use, by name (the name is what checkpoints store).
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -40,6 +46,9 @@ class Policy(nn.Module):
         activation: one of :data:`ACTIVATIONS`.
         goal_features: observation columns that vanish on target (see above).
     """
+
+    kind = "mlp"
+    in_keys = ("observation",)
 
     def __init__(
         self,
@@ -113,5 +122,32 @@ class Policy(nn.Module):
             "goal_features": list(self.goal_features),
         }
 
+    @classmethod
+    def from_config(cls, config: dict, chain: object = None) -> Policy:
+        """The policy :meth:`config` describes, untrained (it needs no chain)."""
+        return cls(**config)
+
     def extra_repr(self) -> str:
         return f"observation_size={self.observation_size}, dof={self.dof}, hidden={self.hidden}, activation={self.activation!r}, goal_features={len(self.goal_features)}"
+
+
+def act(policy: nn.Module, tensordict) -> Tensor:
+    """``policy``'s action for the states in ``tensordict``: its :attr:`in_keys` entries, in
+    order, as arguments (a module without ``in_keys`` gets the ``"observation"``)."""
+    keys = getattr(policy, "in_keys", ("observation",))
+    return policy(*(tensordict[key] for key in keys))
+
+
+def as_module(policy: nn.Module):
+    """``policy`` as TorchRL's ``TensorDictModule``: reads its :attr:`in_keys`, writes ``"action"``.
+
+    >>> import ikrl
+    >>> from ikrl.rl.policy import Policy, as_module
+    >>> env = ikrl.make_env("dobot_cr5+weighted_pose+sincos", batch_size=4, seed=0)
+    >>> module = as_module(Policy(env.observation_spec["observation"].shape[-1], env.max_delta))
+    >>> env.rollout(3, module).batch_size
+    torch.Size([4, 3])
+    """
+    from tensordict.nn import TensorDictModule
+
+    return TensorDictModule(policy, in_keys=list(getattr(policy, "in_keys", ("observation",))), out_keys=["action"])

@@ -4,16 +4,16 @@ warm starts and pictures run."""
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from ikrl.rl.policy import Policy
+from ikrl.rl.policy import act
 from ikrl.util.metrics import TOLERANCES
 
 __all__ = ["rollout_policy"]
 
 
 @torch.no_grad()
-def rollout_policy(env, policy: Policy, q: Tensor, target: Tensor, *, record: bool = False):
+def rollout_policy(env, policy: nn.Module, q: Tensor, target: Tensor, *, record: bool = False):
     """Run ``policy`` for ``env.max_steps`` steps from joint values ``q`` towards ``target``
     poses (one per arm of ``env``), without stopping early.
 
@@ -26,7 +26,7 @@ def rollout_policy(env, policy: Policy, q: Tensor, target: Tensor, *, record: bo
     first = torch.full((n,), -1, dtype=torch.int64, device=q.device)
     history = [td["q"]] if record else None
     for step in range(1, env.max_steps + 1):
-        td["action"] = policy(td["observation"])
+        td["action"] = act(policy, td)
         td = env.step(td)["next"]
         hit = (td["position_error"].squeeze(-1) < pos_tol) & (td["rotation_error"].squeeze(-1) < rot_tol)
         first = torch.where((first < 0) & hit.to(first.device), torch.full_like(first, step), first)

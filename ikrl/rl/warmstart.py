@@ -21,7 +21,10 @@ __all__ = ["policy_starts"]
 def policy_starts(
     policy: Checkpoint | str | Path, chain: KinematicChain, targets: Tensor, q: Tensor, *, steps: int | None = None
 ) -> Tensor:
-    """Joint values after a trained policy's rollout from ``q [N, dof]`` towards ``targets``.
+    """Starts for the solver from a trained policy: for a goal policy, the goal network's
+    ``K`` heads of each target, nearest first (``[N, K, dof]``, no rollout; ``q`` is not
+    used); for any other, the joint values ``[N, dof]`` after its rollout from ``q [N, dof]``
+    towards ``targets``.
 
     ``policy`` is a checkpoint (or its file or run folder) trained for ``chain``'s robot;
     another robot, or changed kinematics, raise :class:`~ikrl.errors.CheckpointMismatchError`.
@@ -31,7 +34,11 @@ def policy_starts(
     """
     checkpoint = policy if isinstance(policy, Checkpoint) else load_checkpoint(policy)
     checkpoint.check_chain(chain)
+    if checkpoint.policy_kind == "goal":
+        # A goal network's heads are seeds already: no rollout.
+        heads = checkpoint.policy(chain.device, chain).ranked_heads(targets)
+        return into_limits(chain, heads.to(chain.dtype))
     overrides = {} if steps is None else {"max_steps": check_int("solve", "policy_steps", steps, low=1)}
     env = checkpoint.make_env(batch_size=q.shape[0], device=chain.device, **overrides)
-    final, _, _ = rollout_policy(env, checkpoint.policy(chain.device), q.to(env.dtype), targets.to(env.dtype))
+    final, _, _ = rollout_policy(env, checkpoint.policy(chain.device, env.chain), q.to(env.dtype), targets.to(env.dtype))
     return into_limits(chain, final["q"].to(chain.dtype))

@@ -109,10 +109,12 @@ def solve(
     """Joint values that reach ``targets`` (``[N, 4, 4]`` poses of the tip in the base frame).
 
     Args:
-        starts: ``[N, dof]`` first candidate of each target (moved into the limits).
-        warm_start: called once with each target's first candidate ``[N, dof]`` (``starts``,
-            else its nearest seed-table entry), it returns the starts to refine, ``[N, dof]``:
-            a trained policy's rollout, say (:func:`ikrl.rl.warmstart.policy_starts`).
+        starts: ``[N, dof]`` first candidate of each target, or ``[N, K, dof]``: its first K
+            candidates, tried before the seed table (moved into the limits).
+        warm_start: called once with each target's first candidate ``[N, dof]`` (the first of
+            ``starts``, else its nearest seed-table entry), it returns the starts to refine,
+            ``[N, dof]`` or ``[N, K, dof]`` like ``starts``: a trained policy's rollout, or a
+            goal network's heads (:func:`ikrl.rl.warmstart.policy_starts`).
         tol_pos, tol_rot: a target is solved when its position error is under ``tol_pos``
             (metres) and its rotation error under ``tol_rot`` (radians).
         max_iters: iterations per candidate start.
@@ -130,22 +132,18 @@ def solve(
     # The solver's own stream: a plain manual_seed(seed) would reproduce the draws of anyone
     # who made their targets from the same seed, starting the solver on the answers.
     generator = torch.Generator(device=chain.device).manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)
-    first = None
-    if starts is not None:
-        if not isinstance(starts, Tensor) or tuple(starts.shape) != (n, chain.dof):
-            shape = tuple(starts.shape) if isinstance(starts, Tensor) else type(starts).__name__
-            raise ShapeError(f"starts must have shape ({n}, {chain.dof}) for {n} targets; got {shape}")
-        first = into_limits(chain, starts.to(device=chain.device, dtype=chain.dtype))
+    first = _start_queue(chain, starts, n, "starts must have") if starts is not None else None
     neighbours = _seed_table_neighbours(chain, targets, seeds, generator) if seeds and n else None
     if warm_start is not None and n:
         if first is None:
-            first = neighbours[:, 0] if neighbours is not None else random_joints(chain, n, generator)
+            first = neighbours[:, :1] if neighbours is not None else random_joints(chain, n, generator)[:, None]
             neighbours = neighbours[:, 1:] if neighbours is not None else None
-        warmed = warm_start(first)
-        if not isinstance(warmed, Tensor) or tuple(warmed.shape) != (n, chain.dof):
-            shape = tuple(warmed.shape) if isinstance(warmed, Tensor) else type(warmed).__name__
-            raise ShapeError(f"warm_start must return joint values of shape ({n}, {chain.dof}); got {shape}")
-        first = into_limits(chain, warmed.to(device=chain.device, dtype=chain.dtype))
+        first = _start_queue(chain, warm_start(first[:, 0]), n, "warm_start must return joint values of")
+    if first is not None:
+        # Further starts of each target go before its seed-table neighbours in its queue.
+        if first.shape[1] > 1:
+            neighbours = first[:, 1:] if neighbours is None else torch.cat([first[:, 1:], neighbours], 1)
+        first = first[:, 0]
     pool = _Pool(chain, targets, first, neighbours, generator, tol_pos, tol_rot, max_iters, 1 + restarts)
     pool.run()
     position, rotation = pose_errors(chain.forward_kinematics(pool.best_q), targets)
@@ -315,6 +313,18 @@ class _Pool:
 
 
 # ---------------------------------------------------------------------------------- pieces
+
+
+def _start_queue(chain: KinematicChain, starts: object, n: int, what: str) -> Tensor:
+    """``starts`` (``[N, dof]``, or ``[N, K, dof]``: K candidates per target, in order) as an
+    ``[N, K, dof]`` queue inside the limits."""
+    shape = tuple(starts.shape) if isinstance(starts, Tensor) else type(starts).__name__
+    if not isinstance(starts, Tensor) or not (
+        tuple(starts.shape) == (n, chain.dof) or (starts.dim() == 3 and starts.shape[0] == n and starts.shape[1] >= 1 and starts.shape[2] == chain.dof)
+    ):
+        raise ShapeError(f"{what} shape ({n}, {chain.dof}) or ({n}, K, {chain.dof}) for {n} targets; got {shape}")
+    queue = starts if starts.dim() == 3 else starts[:, None]
+    return into_limits(chain, queue.to(device=chain.device, dtype=chain.dtype))
 
 
 def _turned(chain: KinematicChain, q: Tensor) -> Tensor:

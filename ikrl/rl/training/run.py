@@ -1,9 +1,14 @@
 """A training run: an algorithm driven within a budget, with logs, checkpoints and a verdict.
 
-``train(spec, config, run_dir)`` builds the environment from the spec, a fresh
-:class:`~ikrl.rl.policy.Policy` (or the one of a checkpoint, to resume), and the algorithm named
-by ``config.algorithm``; it then calls ``update()`` until the budget (minutes of training,
-environment steps, or both: the first reached) is spent. Along the way it shows a progress
+``train(spec, config, run_dir)`` builds the environment from the spec, the algorithm named by
+``config.algorithm`` and a fresh policy for it (the algorithm's ``policy_for(env, hidden=...,
+seed=..., **params)`` when it has one, else an MLP :class:`~ikrl.rl.policy.Policy`; or the one
+of a checkpoint, to resume); it then calls ``update()`` until the budget is spent: minutes of
+**CPU time** of the training process (``time.process_time``, so that runs sharing a machine
+get equal work; an algorithm that starts worker processes gives each the same CPU time),
+environment steps, or both (the first reached). Optional algorithm methods the loop calls:
+``set_budget(cpu_seconds, steps)`` before the first update, ``finish()`` after the last,
+``summary()`` for the evaluation's record. Along the way it shows a progress
 bar with live metrics, logs scalars with TorchRL's logger (CSV, or TensorBoard when asked and
 installed), validates on a small held-out set a few times, and checkpoints. At the end the run
 folder holds:
@@ -62,7 +67,7 @@ class TrainConfig:
     1 on CPU, see :func:`train`). ``params`` are the algorithm's own
     hyperparameters (keyword arguments of its class, e.g. ``{"lr": 1e-3}`` for apg)."""
 
-    algorithm: str = "apg"
+    algorithm: str = "goal"
     minutes: float | None = None
     steps: int | None = None
     batch_size: int | None = None
@@ -184,10 +189,9 @@ def train(
     resolved = str(env.resolved_spec)
     component = default_registry().algorithm(config.algorithm)
     component.check_parameters(config.params)
-    policy = Policy(
-        env.observation_spec["observation"].shape[-1], env.max_delta, hidden=config.hidden, goal_features=goal_features(env)
-    ).to(config.device)
+    policy = new_policy(component.factory, env, config).to(config.device)
     algorithm = component.factory(env, policy, seed=config.seed, **config.params)
+    policy_kind = getattr(policy, "kind", "mlp")
     steps, seconds, history = 0, 0.0, []
     if resume is not None:
         previous = load_checkpoint(resume)
@@ -196,7 +200,7 @@ def train(
             raise CheckpointMismatchError(
                 f"cannot resume {previous.path}: it was trained on {previous.spec!r}, not {resolved!r}"
             )
-        if previous.algorithm != config.algorithm:
+        if previous.algorithm != config.algorithm or previous.policy_kind != policy_kind:
             raise CheckpointMismatchError(
                 f"cannot resume {previous.path} with {config.algorithm!r}: it was trained with {previous.algorithm!r}"
             )
@@ -222,9 +226,10 @@ def train(
             robot=robot_record(env.chain),
             env=env_record(env),
             policy_config=policy.config(),
+            policy_kind=policy_kind,
             policy_state={k: v.detach().cpu().clone() for k, v in policy.state_dict().items()},
             train_config=config.to_dict(),
-            progress={"steps": budget.steps, "seconds": budget.seconds, "updates": getattr(algorithm, "updates", 0)},
+            progress={"steps": budget.steps, "seconds": budget.seconds, "updates": getattr(algorithm, "updates", 0)} | summary(),
             optimizer=algorithm.state_dict(),
         )
 
@@ -242,15 +247,22 @@ def train(
             on_log(row)
         return row
 
+    def summary() -> dict[str, float]:
+        return dict(algorithm.summary()) if hasattr(algorithm, "summary") else {}
+
+    if hasattr(algorithm, "set_budget"):
+        minutes = budget.minutes
+        algorithm.set_budget(None if minutes is None else 60.0 * minutes, config.steps)
     next_validation = budget.fraction()
+    wall_start = time.perf_counter()
     last: dict[str, float] = {}
     validation_text = ""
     with ProgressBar(progress, total=1.0, label=f"{config.algorithm} {resolved}", completed=budget.fraction()) as bar:
         while not budget.spent():
             algorithm.set_progress(budget.fraction())
-            start = time.perf_counter()
+            start = time.process_time()
             metrics = algorithm.update()
-            budget.seconds += time.perf_counter() - start
+            budget.seconds += time.process_time() - start
             budget.steps += int(metrics["transitions"])
             last = metrics
             if budget.fraction() >= next_validation or budget.spent():
@@ -260,14 +272,32 @@ def train(
                     METRICS[name].show(row[f"val/{name}"]) for name in ("success_5mm_2deg", "position_error_median", "rotation_error_median")
                 )
             bar.update(completed=budget.fraction(), description=f"reward {metrics.get('reward', math.nan):.4f} | {validation_text}")
-        if not history or history[-1]["steps"] != budget.steps:
+        if hasattr(algorithm, "finish"):
+            algorithm.finish()  # e.g. wait for a worker's last weights: validate those
+            validate(last)
+        elif not history or history[-1]["steps"] != budget.steps:
             validate(last)
     saved = checkpoint().save(run_dir)
     plot_curves(history, run_dir / "curves.png", title=f"{resolved} ({config.algorithm})")
     final = evaluate(load_checkpoint(saved), targets=config.eval_targets, device=config.device)
-    final.extra = {"algorithm": config.algorithm, "train_seconds": budget.seconds, "train_steps": budget.steps}
+    final.extra = {
+        "algorithm": config.algorithm,
+        "train_seconds": budget.seconds,
+        "train_wall_seconds": time.perf_counter() - wall_start,
+        "train_steps": budget.steps,
+    } | summary()
     final.to_json(run_dir / "eval.json")
     return RunResult(run_dir, saved, final.metrics(), budget.seconds, budget.steps)
+
+
+def new_policy(factory: Any, env, config: TrainConfig) -> torch.nn.Module:
+    """A fresh policy for ``env``: the algorithm's ``policy_for`` if it has one, else the
+    anchored MLP :class:`~ikrl.rl.policy.Policy` sized by ``config.hidden``."""
+    policy_for = getattr(factory, "policy_for", None)
+    if policy_for is not None:
+        return policy_for(env, hidden=config.hidden, seed=config.seed, **config.params)
+    size = env.observation_spec["observation"].shape[-1]
+    return Policy(size, env.max_delta, hidden=config.hidden, goal_features=goal_features(env))
 
 
 def goal_features(env) -> tuple[int, ...]:
