@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
+import torch
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -49,6 +51,69 @@ def test_eval_refine_reports_the_solver_polish_beside_the_policy_alone(run_dir):
     assert record["success_5mm_2deg"] >= record["policy_success_5mm_2deg"]
     assert "policy + solver" in result.output and "the policy alone:" in result.output
     assert "refined" not in plain
+
+
+def test_eval_never_overwrites_a_result_and_takes_another_seed(run_dir):
+    trained = (run_dir / "eval.json").read_text()
+    for _ in range(2):
+        result = runner.invoke(app, ["eval", str(run_dir), "--targets", "8"])
+        assert result.exit_code == 0, result.output
+    first, second = (json.loads((run_dir / name).read_text()) for name in ("eval-held-out.json", "eval-held-out-2.json"))
+    assert (run_dir / "eval.json").read_text() == trained  # the trainer's evaluation is untouched
+    assert first["targets"] == second["targets"] == 8 and first["seed"] == 7654321 and first["source"] == "uniform"
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "8", "--seed", "12345"])
+    assert result.exit_code == 0, result.output
+    other = json.loads((run_dir / "eval-seed12345.json").read_text())
+    assert other["seed"] == 12345 and "seed 12345" in result.output
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "8", "--out", str(run_dir / "eval.json")])
+    assert result.exit_code == 1 and "exists: ikrl never overwrites a result" in " ".join(result.output.split())
+
+
+def test_eval_on_a_users_poses_and_on_the_specs_sampler(run_dir, tmp_path):
+    import numpy as np
+
+    from ikrl.rl.checkpoint import load_checkpoint
+
+    chain = load_checkpoint(run_dir).make_env(batch_size=1).chain
+    q = torch.zeros(5, chain.dof)
+    poses = tmp_path / "mine.npy"
+    np.save(poses, chain.forward_kinematics(q).double().numpy())
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", str(poses)])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run_dir / "eval-targets-mine.json").read_text())
+    assert record["targets"] == 5 and record["source"] == "poses" and record["targets_file"] == str(poses)
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "6", "--spec-sampler"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((run_dir / "eval-spec-sampler.json").read_text())["source"] == "sampler uniform()"
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "six"])
+    assert result.exit_code == 1 and "--targets must be a positive count or a file of poses" in " ".join(result.output.split())
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "3", "--spec-sampler", "--swarm", "2"])
+    assert result.exit_code == 1 and "takes one start per target" in " ".join(result.output.split())
+
+
+def test_eval_goal_only_reports_the_nearest_heads_errors(run_dir):
+    from ikrl.kinematics.se3 import pose_errors
+    from ikrl.rl.checkpoint import load_checkpoint
+    from ikrl.rl.evaluate import EVAL_SEED, held_out
+
+    result = runner.invoke(app, ["eval", str(run_dir), "--targets", "12", "--goal-only"])
+    assert result.exit_code == 0, result.output
+    record = json.loads((run_dir / "eval-goal-only.json").read_text())
+    assert record["goal_only"] is True and record["targets"] == 12 and "mean errors of the nearest head" in result.output
+    # Recomputed independently: every head's error, the minimum of the score per target.
+    checkpoint = load_checkpoint(run_dir)
+    chain = checkpoint.make_env(batch_size=1).chain
+    policy = checkpoint.policy(chain=chain)
+    _, target_q = held_out(chain, 12, 1, EVAL_SEED)
+    target = chain.forward_kinematics(target_q)
+    heads = policy.heads(target)
+    position, rotation = pose_errors(chain.forward_kinematics(heads.reshape(-1, chain.dof)), target.repeat_interleave(heads.shape[1], 0))
+    score = (position / 0.005 + rotation / math.radians(2)).view(12, -1)
+    best = score.argmin(-1)
+    expected = position.view(12, -1)[torch.arange(12), best].double().mean()
+    assert record["position_error_mean"] == pytest.approx(float(expected), rel=1e-5)
+    result = runner.invoke(app, ["eval", str(run_dir), "--goal-only", "--swarm", "2"])
+    assert result.exit_code == 1 and "--goal-only evaluates the goal network" in " ".join(result.output.split())
 
 
 def test_render_writes_a_gif_of_the_asked_size(run_dir, tmp_path):

@@ -15,8 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ikrl.errors import IkrlError
+from ikrl.errors import BadParameterError, IkrlError
 from ikrl.kinematics.protocol import jacobian_error
+from ikrl.rl.evaluate import EVAL_SEED
 from ikrl.util.timing import best_time
 
 __all__ = ["app"]
@@ -240,31 +241,66 @@ def _print_evaluation(record: dict, *, title: str) -> None:
 @command("eval")
 def evaluate_command(
     run: Annotated[Path, typer.Argument(help="A run folder or checkpoint file.")],
-    targets: Annotated[int, typer.Option(min=1, help="Held-out targets (fixed seed).")] = 1000,
+    targets: Annotated[
+        str, typer.Option(help="How many held-out targets, or a file of target poses (.npy, .csv, .pt: the formats ikrl solve reads).")
+    ] = "1000",
+    seed: Annotated[int, typer.Option(help="Seed of the held-out targets and starts (another seed: another held-out set).")] = EVAL_SEED,
+    spec_sampler: Annotated[
+        bool, typer.Option("--spec-sampler", help="Draw starts and targets from the spec's own sampler, not uniformly.")
+    ] = False,
     swarm: Annotated[int, typer.Option(min=1, help="Starts per target; the best final pose counts.")] = 1,
     device: Annotated[str, typer.Option(help="torch device.")] = "cpu",
     out: Annotated[
-        Path | None, typer.Option(help="Where to write the JSON (default: <run>/eval[-swarmK][-refined].json).")
+        Path | None, typer.Option(help="Where to write the JSON (default: a new <run>/eval-<what>.json; never an old one).")
     ] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's).")] = None,
     refine: Annotated[
         bool, typer.Option("--refine", help="Polish each answer with the solver (no restarts) and report that.")
     ] = False,
+    goal_only: Annotated[
+        bool, typer.Option("--goal-only", help="A goal policy's goal network alone: the nearest head's errors, no rollout.")
+    ] = False,
 ) -> None:
-    """Evaluate a trained policy on held-out targets: success rates, errors, speed."""
+    """Evaluate a trained policy on held-out targets: success rates, errors, speed.
+
+    Each evaluation writes a file of its own: the trainer's eval.json is never overwritten.
+    """
     from ikrl.rl.checkpoint import load_checkpoint
-    from ikrl.rl.evaluate import evaluate
+    from ikrl.rl.evaluate import evaluate, evaluate_heads
+    from ikrl.solver.targets import load_targets
+    from ikrl.util.files import unused_path
 
     if threads is not None:
         torch.set_num_threads(threads)
+    if out is not None and out.exists():
+        raise BadParameterError(f"--out {out} exists: ikrl never overwrites a result; give another path or remove it")
+    count, poses = _count_or_poses(targets, load_targets)
     checkpoint = load_checkpoint(run)
-    result = evaluate(checkpoint, targets=targets, swarm=swarm, device=device, refine=refine)
+    if goal_only and (poses is not None or spec_sampler or swarm > 1 or refine):
+        raise BadParameterError("--goal-only evaluates the goal network on held-out targets: without --swarm, --refine, --spec-sampler or a targets file")
+    if goal_only:
+        result = evaluate_heads(checkpoint, targets=count, device=device, seed=seed)
+    else:
+        result = evaluate(checkpoint, targets=count, swarm=swarm, device=device, seed=seed, refine=refine, poses=poses, sampler=spec_sampler)
     result.extra |= {"algorithm": checkpoint.algorithm, "checkpoint": str(checkpoint.path)}
-    folder = checkpoint.path.parent
-    name = "eval" + (f"-swarm{swarm}" if swarm > 1 else "") + ("-refined" if refine else "")
-    path = result.to_json(out or folder / f"{name}.json")
-    how = "policy + solver" if refine else checkpoint.algorithm
-    _print_evaluation(result.metrics(), title=f"{checkpoint.spec} ({how})")
+    if poses is not None:
+        result.extra["targets_file"] = str(targets)
+    parts = [f"seed{seed}"] if seed != EVAL_SEED else []
+    parts += [f"targets-{Path(targets).stem}"] if poses is not None else []
+    parts += ["spec-sampler"] if spec_sampler else []
+    parts += [f"swarm{swarm}"] if swarm > 1 else []
+    parts += ["refined"] if refine else []
+    parts += ["goal-only"] if goal_only else []
+    folder = checkpoint.path.parent if checkpoint.path is not None else Path(".")
+    path = result.to_json(out or unused_path(folder, "eval-" + ("-".join(parts) or "held-out"), ".json"))
+    how = "policy + solver" if refine else "goal network alone" if goal_only else checkpoint.algorithm
+    _print_evaluation(result.metrics(), title=f"{checkpoint.spec} ({how}; targets: {result.source}, seed {seed})")
+    if goal_only:
+        console.print(
+            f"mean errors of the nearest head: {1000 * result.extra['position_error_mean']:.2f} mm, "
+            f"{math.degrees(result.extra['rotation_error_mean']):.2f}°",
+            highlight=False,
+        )
     if refine:
         console.print(
             f"the policy alone: {100 * result.extra['policy_success_5mm_2deg']:.1f} % within 5 mm, 2°; "
@@ -273,6 +309,18 @@ def evaluate_command(
             highlight=False,
         )
     console.print(f"written: {path}", highlight=False)
+
+
+def _count_or_poses(targets: str, load_targets) -> tuple[int, torch.Tensor | None]:
+    """``--targets``: a positive count of held-out targets, or a file of poses."""
+    if targets.isdigit() and not Path(targets).exists():
+        if int(targets) < 1:
+            raise BadParameterError(f"--targets must be a positive count or a file of poses; got {targets!r}")
+        return int(targets), None
+    if not Path(targets).suffix and not Path(targets).exists():
+        raise BadParameterError(f"--targets must be a positive count or a file of poses (.npy, .csv, .pt); got {targets!r}")
+    poses = load_targets(targets)
+    return len(poses), poses
 
 
 @command()

@@ -12,6 +12,11 @@ local polish of the policy's answer), and the metrics are those of the polished 
 (where the solver's answer is worse, the policy's is kept), timed with the rollout; the
 policy's own success rates stay in ``extra``, and the mean steps to success stay the policy's.
 
+Other problems a user can ask for: another ``seed`` (another held-out set from the same
+distribution), their own target ``poses`` (uniform starts from ``seed``), or ``sampler=True``:
+starts and targets from the spec's own sampler (seeded by ``seed``), for a policy trained on a
+sampler other than uniform. :attr:`Evaluation.source` records which.
+
 Errors are :func:`ikrl.se3.pose_errors`, the definition the environment and the solver share.
 """
 
@@ -27,12 +32,16 @@ from torch import Tensor
 
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.protocol import random_joints
+from ikrl.kinematics.se3 import pose_errors
 from ikrl.rl.rollout import rollout_policy
 from ikrl.solver.pool import solve
 from ikrl.util.files import atomic_write_json
 from ikrl.util.metrics import METRICS, TOLERANCES
 
-__all__ = ["EVAL_SEED", "TABLE_METRICS", "TOLERANCES", "Evaluation", "evaluate", "evaluate_policy", "held_out", "rows_from_metrics", "summarize_errors"]
+__all__ = [
+    "EVAL_SEED", "TABLE_METRICS", "TOLERANCES", "Evaluation", "evaluate", "evaluate_heads", "evaluate_policy", "held_out",
+    "rows_from_metrics", "summarize_errors",
+]  # fmt: skip
 
 #: Seed of the held-out targets and starts. Training draws from its own seeds, and the
 #: evaluation stream is a separate torch.Generator, so held-out targets are never trained on
@@ -54,6 +63,7 @@ class Evaluation:
     extra: dict = field(default_factory=dict)
     seed: int = EVAL_SEED  # of the held-out targets and starts
     answers: Tensor | None = None  # [targets, dof] joint values of each kept answer
+    source: str = "uniform"  # where the targets came from: uniform, the spec's sampler, or a file
 
     def metrics(self) -> dict[str, float]:
         return summarize_errors(
@@ -61,7 +71,7 @@ class Evaluation:
         ) | {"targets": int(self.position_error.numel()), "swarm": self.swarm, "steps": self.steps}
 
     def to_json(self, path: str | Path) -> Path:
-        record = {"spec": self.spec, "seed": self.seed, **self.metrics(), **self.extra}
+        record = {"spec": self.spec, "seed": self.seed, "source": self.source, **self.metrics(), **self.extra}
         return atomic_write_json(path, record)
 
     def rows(self) -> list[tuple[str, str]]:
@@ -111,29 +121,68 @@ def held_out(chain, targets: int, swarm: int, seed: int = EVAL_SEED) -> tuple[Te
 
 
 def evaluate(
-    checkpoint, *, targets: int = 1000, swarm: int = 1, device: str = "cpu", seed: int = EVAL_SEED, refine: bool = False
+    checkpoint,
+    *,
+    targets: int = 1000,
+    swarm: int = 1,
+    device: str = "cpu",
+    seed: int = EVAL_SEED,
+    refine: bool = False,
+    poses: Tensor | None = None,
+    sampler: bool = False,
 ) -> Evaluation:
-    """Evaluate a :class:`~ikrl.rl.checkpoint.Checkpoint` on held-out targets (module docstring)."""
-    if not isinstance(targets, int) or targets < 1:
+    """Evaluate a :class:`~ikrl.rl.checkpoint.Checkpoint` on held-out targets, or on ``poses``
+    ``[T, 4, 4]``, or on the spec's sampler (module docstring)."""
+    if poses is not None:
+        if not isinstance(poses, Tensor) or poses.dim() != 3 or tuple(poses.shape[1:]) != (4, 4) or len(poses) == 0:
+            raise BadParameterError(f"poses must be target poses of shape (T, 4, 4); got {getattr(poses, 'shape', type(poses).__name__)}")
+        targets = len(poses)
+    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
         raise BadParameterError(f"targets must be a positive int; got {targets!r}")
-    if not isinstance(swarm, int) or swarm < 1:
+    if isinstance(swarm, bool) or not isinstance(swarm, int) or swarm < 1:
         raise BadParameterError(f"swarm must be a positive int (starts per target); got {swarm!r}")
     env = checkpoint.make_env(batch_size=targets * swarm, seed=seed, device=device)
     policy = checkpoint.policy(device, env.chain)
-    return evaluate_policy(env, policy, targets=targets, swarm=swarm, seed=seed, spec=checkpoint.spec, refine=refine)
+    return evaluate_policy(
+        env, policy, targets=targets, swarm=swarm, seed=seed, spec=checkpoint.spec, refine=refine, poses=poses, sampler=sampler
+    )
 
 
 def evaluate_policy(
-    env, policy: torch.nn.Module, *, targets: int, swarm: int = 1, seed: int = EVAL_SEED, spec: str = "", refine: bool = False
+    env,
+    policy: torch.nn.Module,
+    *,
+    targets: int,
+    swarm: int = 1,
+    seed: int = EVAL_SEED,
+    spec: str = "",
+    refine: bool = False,
+    poses: Tensor | None = None,
+    sampler: bool = False,
 ) -> Evaluation:
     """Evaluate ``policy`` in ``env`` (whose batch size must be ``targets * swarm``); with
-    ``refine``, polish each kept answer with the solver (module docstring)."""
+    ``refine``, polish each kept answer with the solver; ``poses`` and ``sampler`` choose other
+    problems (module docstring)."""
     if env.batch_size[0] != targets * swarm:
         raise BadParameterError(f"the environment has {env.batch_size[0]} arms; evaluation needs targets*swarm = {targets * swarm}")
+    if poses is not None and sampler:
+        raise BadParameterError("evaluate on given poses or on the spec's sampler, not both")
+    if sampler and swarm != 1:
+        raise BadParameterError(f"evaluating on the spec's sampler takes one start per target (its starts belong to its targets); got swarm={swarm}")
     chain = env.chain
-    starts, target_q = held_out(chain, targets, swarm, seed)
+    source = "uniform"
+    if sampler:
+        generator = torch.Generator(device=chain.device).manual_seed(seed)
+        starts, target_q = env.sampler(chain, targets, generator)
+        source = f"sampler {env.sampler!r}"
+    else:
+        starts, target_q = held_out(chain, targets, swarm, seed)
     with torch.no_grad():
-        target = chain.forward_kinematics(target_q).repeat_interleave(swarm, dim=0)
+        if poses is not None:
+            target = poses.to(device=chain.device, dtype=chain.dtype).repeat_interleave(swarm, dim=0)
+            source = "poses"
+        else:
+            target = chain.forward_kinematics(target_q).repeat_interleave(swarm, dim=0)
     start_time = time.perf_counter()
     td, first, _ = rollout_policy(env, policy, starts, target)
     seconds = time.perf_counter() - start_time
@@ -153,8 +202,38 @@ def evaluate_policy(
         spec=spec or str(env.resolved_spec or ""),
         seed=seed,
         answers=final_q,
+        source=source,
     )
     return _refined(evaluation, chain, target[::swarm]) if refine else evaluation
+
+
+def evaluate_heads(checkpoint, *, targets: int = 1000, device: str = "cpu", seed: int = EVAL_SEED) -> Evaluation:
+    """A goal policy's goal network alone, on the held-out targets: the errors of the head
+    whose forward kinematics is nearest each target (no rollout, no corrector). ``extra``
+    holds the mean errors, the figure goal-network papers (IKFlow) report."""
+    if checkpoint.policy_kind != "goal":
+        raise BadParameterError(f"only a goal policy has a goal network; this checkpoint holds a {checkpoint.policy_kind!r} policy")
+    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
+        raise BadParameterError(f"targets must be a positive int; got {targets!r}")
+    env = checkpoint.make_env(batch_size=1, seed=seed, device=device)
+    chain = env.chain
+    policy = checkpoint.policy(device, chain)
+    _, target_q = held_out(chain, targets, 1, seed)
+    start_time = time.perf_counter()
+    with torch.no_grad():
+        target = chain.forward_kinematics(target_q)
+        answers = policy.best_head(target)
+        position, rotation = pose_errors(chain.forward_kinematics(answers), target)
+    seconds = time.perf_counter() - start_time
+    pos_tol, rot_tol = TOLERANCES["5mm_2deg"]
+    first = torch.where((position < pos_tol) & (rotation < rot_tol), 0, -1)
+    extra = {
+        "goal_only": True,
+        "position_error_mean": float(position.double().mean()),
+        "rotation_error_mean": float(rotation.double().mean()),
+        "refine_steps": policy.refine_steps,
+    }
+    return Evaluation(position, rotation, first, seconds, 1, 0, spec=checkpoint.spec, extra=extra, seed=seed, answers=answers)
 
 
 def _refined(evaluation: Evaluation, chain, target: Tensor) -> Evaluation:
@@ -187,6 +266,7 @@ def _refined(evaluation: Evaluation, chain, target: Tensor) -> Evaluation:
         seed=evaluation.seed,
         extra=evaluation.extra | extra,
         answers=answers,
+        source=evaluation.source,
     )
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "unused_path"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -41,3 +41,23 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented JSON (``default=str`` for paths and the like) atomically."""
     return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def unused_path(folder: str | Path, stem: str, suffix: str) -> Path:
+    """``folder/stem+suffix``, or ``stem-2``, ``stem-3``... when taken: a new result never
+    replaces an old one.
+
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> unused_path(folder, "eval", ".json").name
+    'eval.json'
+    >>> _ = (folder / "eval.json").write_text("{}")
+    >>> unused_path(folder, "eval", ".json").name
+    'eval-2.json'
+    """
+    folder = Path(folder)
+    path, number = folder / f"{stem}{suffix}", 1
+    while path.exists():
+        number += 1
+        path = folder / f"{stem}-{number}{suffix}"
+    return path
