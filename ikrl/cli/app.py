@@ -157,10 +157,11 @@ def check(
     table = Table(show_header=True)
     for column in ("entry", "shape", "dtype", "spec"):
         table.add_column(column)
-    specs = {("action",): env.action_spec, ("reward",): env.reward_spec}
-    specs.update({(k,): v for k, v in env.observation_spec.items()})
-    specs.update({(k,): v for k, v in env.done_spec.items()})
-    for (key,), value in specs.items():
+    observations: Any = env.observation_spec  # Composite specs (TorchRL types them as TensorSpec)
+    flags: Any = env.done_spec
+    specs: list[tuple[str, Any]] = [("action", env.action_spec), ("reward", env.reward_spec)]
+    specs += [(str(k), v) for k, v in observations.items()] + [(str(k), v) for k, v in flags.items()]
+    for key, value in specs:
         table.add_row(key, str(tuple(value.shape)), str(value.dtype).removeprefix("torch."), type(value).__name__)
     console.print(table)
     reward = rollout["next", "reward"]
@@ -389,6 +390,7 @@ def render(
     with torch.no_grad():
         target = env.chain.forward_kinematics(target_q)
     final, _, history = rollout_policy(env, checkpoint.policy(chain=env.chain), starts, target, record=True)
+    assert history is not None  # record=True
     path = render_rollout(env.chain, history, target, out, fps=fps, size=(size, size), title=checkpoint.spec)
     errors = ", ".join(
         f"{1000 * p:.1f} mm / {math.degrees(r):.2f}°"
@@ -453,14 +455,19 @@ def solve(
         poses = load_targets(targets)
         source = str(targets)
     else:
+        assert random is not None  # exactly one of the two was given
         _, poses = random_targets(chain.to(dtype=torch.float64), random, seed)
         source = f"{random:,} random reachable targets (seed {seed})"
-    warm_start = None
+    warm_start: Callable[[torch.Tensor], torch.Tensor] | None = None
     if checkpoint is not None:
         from ikrl.rl.warmstart import policy_starts
 
-        def warm_start(q: torch.Tensor) -> torch.Tensor:
-            return policy_starts(checkpoint, chain, poses, q, steps=policy_steps)
+        trained = checkpoint
+
+        def policy_warm_start(q: torch.Tensor) -> torch.Tensor:
+            return policy_starts(trained, chain, poses, q, steps=policy_steps)
+
+        warm_start = policy_warm_start
 
     poses = poses.to(dtype=chain.dtype, device=chain.device)
     start = time.perf_counter()

@@ -70,7 +70,9 @@ class IKEnv(EnvBase):
     :meth:`render` returns a picture of the last reset or step (``uint8 [H, W, 3]``).
     """
 
-    batch_locked = True
+    # EnvBase declares batch_locked as a property; a class attribute is how TorchRL's own
+    # environments fix it.
+    batch_locked = True  # pyright: ignore[reportAssignmentType]
     #: Gym's convention: what :meth:`render` returns.
     render_mode = "rgb_array"
     #: ``(q, target)``, detached, of the last reset or step: what :meth:`render` draws. The
@@ -120,25 +122,25 @@ class IKEnv(EnvBase):
         size = sum(t.size(self.chain) for _, t in self.transforms)
         low, high = bounds(self.chain)
         state = {
-            "q": Bounded(low=low.expand(n, dof), high=high.expand(n, dof), shape=(n, dof), **common),
-            "target": Unbounded(shape=(n, 4, 4), **common),
-            "error": Unbounded(shape=(n, 6), **common),
-            "position_error": Unbounded(shape=(n, 1), **common),
-            "rotation_error": Unbounded(shape=(n, 1), **common),
-            "step_count": Bounded(low=0, high=self.max_steps, shape=(n, 1), device=self.device, dtype=torch.int64),
+            "q": Bounded(low=low.expand(n, dof), high=high.expand(n, dof), shape=torch.Size((n, dof)), **common),
+            "target": Unbounded(shape=torch.Size((n, 4, 4)), **common),
+            "error": Unbounded(shape=torch.Size((n, 6)), **common),
+            "position_error": Unbounded(shape=torch.Size((n, 1)), **common),
+            "rotation_error": Unbounded(shape=torch.Size((n, 1)), **common),
+            "step_count": Bounded(low=0, high=self.max_steps, shape=torch.Size((n, 1)), device=self.device, dtype=torch.int64),
         }
         self.observation_spec = Composite(
-            observation=Unbounded(shape=(n, size), **common), **state, shape=(n,), device=self.device
+            observation=Unbounded(shape=torch.Size((n, size)), **common), **state, shape=torch.Size((n,)), device=self.device
         )
-        self.state_spec = Composite({k: v.clone() for k, v in state.items()}, shape=(n,), device=self.device)
+        self.state_spec = Composite({k: v.clone() for k, v in state.items()}, shape=torch.Size((n,)), device=self.device)
         self.action_spec = Bounded(
-            low=-self.max_delta.expand(n, dof), high=self.max_delta.expand(n, dof), shape=(n, dof), **common
+            low=-self.max_delta.expand(n, dof), high=self.max_delta.expand(n, dof), shape=torch.Size((n, dof)), **common
         )
-        self.reward_spec = Unbounded(shape=(n, 1), **common)
-        flag = {"n": 2, "shape": (n, 1), "dtype": torch.bool, "device": self.device}
+        self.reward_spec = Unbounded(shape=torch.Size((n, 1)), **common)
+        flag = {"n": 2, "shape": torch.Size((n, 1)), "dtype": torch.bool, "device": self.device}
         self.done_spec = Composite(
             done=Categorical(**flag), terminated=Categorical(**flag), truncated=Categorical(**flag),
-            shape=(n,), device=self.device,
+            shape=torch.Size((n,)), device=self.device,
         )  # fmt: skip
 
     def _try_sampler(self) -> None:
@@ -166,7 +168,7 @@ class IKEnv(EnvBase):
         target = self.chain.forward_kinematics(target_q.to(device=self.device, dtype=self.dtype))
         step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
         mask = None if tensordict is None else tensordict.get("_reset", None)
-        if mask is not None and not bool(mask.all()) and all(k in tensordict.keys() for k in ("q", "target")):
+        if tensordict is not None and mask is not None and not bool(mask.all()) and all(k in tensordict.keys() for k in ("q", "target")):
             # A partial reset: arms outside the mask keep their joints, target and count.
             keep = ~mask.reshape(n, 1)
             q = torch.where(keep, tensordict["q"], q)

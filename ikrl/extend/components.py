@@ -113,6 +113,11 @@ class Algorithm(Protocol):
     """A training algorithm, built as ``factory(env, policy, *, seed, **hyperparameters)``: it
     trains ``policy`` in place on the environment ``env`` (an :class:`ikrl.IKEnv`), one call at
     a time. ``default_batch_size`` is the number of arms it wants when the user gives none.
+
+    Optional members the training loop (:mod:`ikrl.rl.training.run`) calls when present:
+    ``policy_for(env, *, hidden, seed, **hyperparameters)`` on the factory (the policy it
+    trains; else an MLP), ``set_budget(cpu_seconds, steps)`` before the first update,
+    ``finish()`` after the last, ``summary() -> dict`` for the evaluation's record.
     """
 
     default_batch_size: int

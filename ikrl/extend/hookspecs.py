@@ -32,22 +32,26 @@ def ikrl_robots() -> dict[str, Callable[..., KinematicChain]]:
     ``{"my_arm": lambda: ikrl.load_chain(PATH, base="base_link", tip="tool0")}``.
     The environment converts the chain to its dtype and device.
     """
+    ...
 
 
 @hookspec
 def ikrl_rewards() -> dict[str, Callable[..., RewardShape]]:
     """Reward shapes: names to factories returning a :class:`ikrl.extend.components.RewardShape`."""
+    ...
 
 
 @hookspec
 def ikrl_samplers() -> dict[str, Callable[..., Sampler]]:
     """Start/target samplers: names to factories returning a :class:`ikrl.extend.components.Sampler`."""
+    ...
 
 
 @hookspec
 def ikrl_transforms() -> dict[str, Callable[..., ObservationTransform]]:
     """Observation transforms: names to factories returning an
     :class:`ikrl.extend.components.ObservationTransform`."""
+    ...
 
 
 @hookspec
@@ -56,3 +60,4 @@ def ikrl_algorithms() -> dict[str, Callable[..., Algorithm]]:
     ``factory(env, policy, *, seed, **hyperparameters)`` and returning an
     :class:`ikrl.extend.components.Algorithm`. The hyperparameters are the factory's other
     keyword parameters, checked like a component's (``ikrl train --param NAME=VALUE``)."""
+    ...

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from ikrl.errors import (
     BadParameterError,
@@ -26,6 +27,8 @@ from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, RewardS
 from ikrl.extend.plugins import LoadedPlugins, load_plugins
 from ikrl.kinematics.protocol import KinematicChain, missing_members
 from ikrl.spec.grammar import EnvSpec, Part, Value
+
+_Built = TypeVar("_Built")
 
 __all__ = [
     "DEFAULT_REWARD",
@@ -297,7 +300,7 @@ def _built_chain(robot: Component, part: Part) -> KinematicChain:
     return chain
 
 
-def _built(component: Component, part: Part, protocol: type) -> object:
+def _built(component: Component, part: Part, protocol: type[_Built]) -> _Built:
     built = component.build(part.kwargs)
     if not isinstance(built, protocol):
         raise PluginError(

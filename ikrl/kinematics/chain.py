@@ -205,6 +205,7 @@ class Chain:
         """Pose of the tip in the base frame: ``q[..., dof] -> [..., 4, 4]``."""
         flat, lead = self._flatten(q)
         tip, _ = self._pass(flat, with_axes=False)
+        assert tip is not None  # with_pose=True (the default) always returns it
         return tip.reshape(*lead, 4, 4)
 
     def jacobian(self, q: Tensor) -> Tensor:
@@ -217,7 +218,9 @@ class Chain:
 
     def forward_kinematics_and_jacobian(self, q: Tensor) -> tuple[Tensor, Tensor]:
         """Both :meth:`forward_kinematics` and :meth:`jacobian` from one pass over the chain."""
-        return self._jacobian(q, with_pose=True)
+        pose, jac = self._jacobian(q, with_pose=True)
+        assert pose is not None  # asked for
+        return pose, jac
 
     def _jacobian(self, q: Tensor, *, with_pose: bool) -> tuple[Tensor | None, Tensor]:
         flat, lead = self._flatten(q)
@@ -236,7 +239,7 @@ class Chain:
         jac = torch.stack(linear + angular, 1)  # [B, 6, n]
         if not self._identity_mimic:
             jac = jac @ self._mimic_matrix
-        pose = tip.reshape(*lead, 4, 4) if with_pose else None
+        pose = tip.reshape(*lead, 4, 4) if with_pose and tip is not None else None
         return pose, jac.reshape(*lead, 6, self.dof)
 
     def skeleton(self, q: Tensor) -> Tensor:
@@ -488,7 +491,8 @@ def _check_joint(joint: Joint, source: str) -> tuple[float, float, float]:
     norm = math.sqrt(sum(a * a for a in joint.axis))
     if not norm > 1e-12 or not math.isfinite(norm):
         raise ChainError(f"joint {joint.name!r} has axis {joint.axis}; it needs a non-zero, finite axis", source=source)
-    return tuple(a / norm for a in joint.axis)
+    x, y, z = (a / norm for a in joint.axis)
+    return (x, y, z)
 
 
 def _turn_z_onto(axis: Tensor) -> Tensor:

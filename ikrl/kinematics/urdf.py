@@ -127,7 +127,7 @@ def read_urdf_joints(urdf: str | bytes | os.PathLike[str]) -> tuple[str, list[Jo
                 parent=j.parent,
                 child=j.child,
                 origin=_origin(j.origin),
-                axis=(1.0, 0.0, 0.0) if j.axis is None else tuple(float(a) for a in j.axis),
+                axis=(1.0, 0.0, 0.0) if j.axis is None else _axis(j.name, j.axis),
                 lower=None if limit is None or limit.lower is None else float(limit.lower),
                 upper=None if limit is None or limit.upper is None else float(limit.upper),
                 mimic=mimic,
@@ -155,3 +155,11 @@ def load_chain(
     return Chain.from_joints(
         joints, links=links, base=base, tip=tip, name=name, dtype=dtype, device=device, source=source
     )
+
+
+def _axis(joint: str, values) -> tuple[float, float, float]:
+    """A URDF joint's ``<axis xyz>`` as three floats (urdf-parser-py gives a list)."""
+    if len(values) != 3:
+        raise UrdfError(f"joint {joint!r}: <axis xyz> must hold 3 numbers; got {list(values)}")
+    x, y, z = (float(a) for a in values)
+    return (x, y, z)

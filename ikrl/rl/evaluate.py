@@ -241,6 +241,7 @@ def _refined(evaluation: Evaluation, chain, target: Tensor) -> Evaluation:
     policy_only = summarize_errors(evaluation.position_error, evaluation.rotation_error, evaluation.first_success_step, evaluation.seconds)
     tol_pos, tol_rot = TOLERANCES["1mm_1deg"]
     start_time = time.perf_counter()
+    assert evaluation.answers is not None  # evaluate_policy always keeps them
     result = solve(chain, target, starts=evaluation.answers, restarts=0, seeds=0, tol_pos=tol_pos, tol_rot=tol_rot)
     # Keep the policy's answer where the solver's is worse (a step that lowers the squared
     # error can trade position for rotation): a polish never loses a success.

@@ -49,6 +49,8 @@ class Policy(nn.Module):
 
     kind = "mlp"
     in_keys = ("observation",)
+    max_delta: Tensor
+    _on_target: Tensor
 
     def __init__(
         self,
@@ -85,12 +87,12 @@ class Policy(nn.Module):
         for h in hidden:
             layers += [nn.Linear(width, h), ACTIVATIONS[activation]()]
             width = h
-        layers.append(nn.Linear(width, self.dof))
-        self.net = nn.Sequential(*layers)
+        last = nn.Linear(width, self.dof)
         # A small last layer: the untrained policy makes small moves, not saturated ones.
         with torch.no_grad():
-            self.net[-1].weight.mul_(0.1)
-            self.net[-1].bias.zero_()
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+        self.net = nn.Sequential(*layers, last)
         self.register_buffer("max_delta", max_delta)
         keep = torch.ones(observation_size)
         keep[list(goal_features)] = 0.0

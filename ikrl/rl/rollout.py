@@ -24,7 +24,7 @@ def rollout_policy(env, policy: nn.Module, q: Tensor, target: Tensor, *, record:
     td = env.state_at(q, target)
     n = q.shape[0]
     first = torch.full((n,), -1, dtype=torch.int64, device=q.device)
-    history = [td["q"]] if record else None
+    history = [td["q"]]
     for step in range(1, env.max_steps + 1):
         td["action"] = act(policy, td)
         td = env.step(td)["next"]

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from ikrl.kinematics.protocol import KinematicChain, into_limits
 from ikrl.rl.checkpoint import Checkpoint, load_checkpoint
+from ikrl.rl.goal.policy import GoalPolicy
 from ikrl.rl.rollout import rollout_policy
 from ikrl.util.checks import check_int
 
@@ -34,11 +35,11 @@ def policy_starts(
     """
     checkpoint = policy if isinstance(policy, Checkpoint) else load_checkpoint(policy)
     checkpoint.check_chain(chain)
-    if checkpoint.policy_kind == "goal":
+    trained = checkpoint.policy(chain.device, chain)
+    if isinstance(trained, GoalPolicy):
         # A goal network's heads are seeds already: no rollout.
-        heads = checkpoint.policy(chain.device, chain).ranked_heads(targets)
-        return into_limits(chain, heads.to(chain.dtype))
+        return into_limits(chain, trained.ranked_heads(targets).to(chain.dtype))
     overrides = {} if steps is None else {"max_steps": check_int("solve", "policy_steps", steps, low=1)}
     env = checkpoint.make_env(batch_size=q.shape[0], device=chain.device, **overrides)
-    final, _, _ = rollout_policy(env, checkpoint.policy(chain.device, env.chain), q.to(env.dtype), targets.to(env.dtype))
+    final, _, _ = rollout_policy(env, trained, q.to(env.dtype), targets.to(env.dtype))
     return into_limits(chain, final["q"].to(chain.dtype))

@@ -157,6 +157,20 @@ def solve(
 class _Pool:
     """The rows iterating together and the candidate queue of every target."""
 
+    # Per-row state (set together by _set_rows): [R] or [R, ...] tensors, one row per candidate.
+    target: Tensor
+    q: Tensor
+    goal: Tensor
+    jac: Tensor
+    error: Tensor
+    cost: Tensor
+    position: Tensor
+    rotation: Tensor
+    damping: Tensor
+    stalled: Tensor
+    used: Tensor
+    active: Tensor
+
     #: Per-row state, in the order :meth:`_rows` builds it.
     _ROW_STATE = ("target", "q", "goal", "jac", "error", "cost", "position", "rotation", "damping", "stalled", "used", "active")
 
@@ -298,7 +312,7 @@ class _Pool:
             use = index == 0
             q[use] = self.first[target[use]]
             offset = 1
-        if table:
+        if self.neighbours is not None and table:
             use = (index >= offset) & (index < offset + table)
             q[use] = self.neighbours[target[use], index[use] - offset]
         rest = torch.nonzero(index >= offset + table).squeeze(-1)

@@ -26,8 +26,7 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import TargetsFileError
-from ikrl.kinematics.chain import Chain
-from ikrl.kinematics.protocol import random_joints
+from ikrl.kinematics.protocol import KinematicChain, random_joints
 from ikrl.kinematics.se3 import quaternion_to_matrix
 from ikrl.solver.pool import SolveResult
 
@@ -39,7 +38,7 @@ SOLUTION_SUFFIXES = (".csv", ".npz", ".npy")
 _TOLERANCE = 1e-5
 
 
-def random_targets(chain: Chain, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
+def random_targets(chain: KinematicChain, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """``(q [n, dof], poses [n, 4, 4])``: joint values uniform within the limits (from
     ``seed``) and the poses they reach, so every target is reachable."""
     q = random_joints(chain, n, torch.Generator(device=chain.device).manual_seed(seed))
@@ -146,7 +145,7 @@ def _from_matrices(path: Path, values: Tensor) -> Tensor:
     return poses
 
 
-def write_solutions(path: str | Path, chain: Chain, result: SolveResult) -> Path:
+def write_solutions(path: str | Path, chain: KinematicChain, result: SolveResult) -> Path:
     """Write ``result`` to ``path`` as ``.csv``, ``.npz`` or ``.npy`` (module docstring)."""
     path = Path(path)
     if path.suffix not in SOLUTION_SUFFIXES:

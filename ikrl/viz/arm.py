@@ -75,7 +75,7 @@ def draw_arm(
     ax.set_xlabel("x (m)")
     ax.set_ylabel("y (m)")
     ax.set_zlabel("z (m)")
-    ax.set_title(title or f"{chain.name}: {chain.base} to {chain.tip}")
+    ax.set_title(title or f"{chain.name}: {getattr(chain, 'base', 'base')} to {getattr(chain, 'tip', 'tip')}")
     if labels is not None or targets is not None:
         ax.legend(loc="upper left", fontsize="small")
     path = Path(path)
@@ -93,7 +93,10 @@ def skeleton(chain: KinematicChain, q: torch.Tensor) -> torch.Tensor:
             f"chain {chain.name!r} ({type(chain).__name__}) has no skeleton(q), so it cannot be drawn; "
             "give it a skeleton(q) returning [..., points, 3] positions in the base frame"
         )
-    return draw(q)
+    points = draw(q)
+    if not isinstance(points, torch.Tensor):
+        raise IkrlError(f"chain {chain.name!r}: skeleton(q) must return a tensor of points [..., points, 3]; got {type(points).__name__}")
+    return points
 
 
 def axis_limits(chain: KinematicChain) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:

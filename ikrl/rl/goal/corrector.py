@@ -52,6 +52,8 @@ class Corrector(nn.Module):
         damping: of the damped least squares part; ``0`` turns that part off (no ``base``).
     """
 
+    max_delta: Tensor
+
     def __init__(
         self, feature_size: int, max_delta: Tensor | Sequence[float], *, hidden: Sequence[int] = (256, 256, 256), damping: float = 0.05
     ) -> None:
@@ -72,23 +74,23 @@ class Corrector(nn.Module):
         for width in hidden:
             layers += [nn.Linear(size, width), nn.SiLU()]
             size = width
-        layers.append(nn.Linear(size, 6 * self.dof))
-        self.net = nn.Sequential(*layers)
+        last = nn.Linear(size, 6 * self.dof)
         with torch.no_grad():  # a small residual at first: the untrained gain is almost the base
-            self.net[-1].weight.mul_(0.1)
-            self.net[-1].bias.zero_()
+            last.weight.mul_(0.1)
+            last.bias.zero_()
+        self.net = nn.Sequential(*layers, last)
         self.register_buffer("max_delta", max_delta)
 
     def gain(self, q: Tensor, features: Tensor, chain) -> Tensor:
         """``A [N, dof, 6]``."""
-        dtype = self.get_buffer("max_delta").dtype
+        dtype = self.max_delta.dtype
         residual = self.net(features.to(dtype)).unflatten(-1, (self.dof, 6))
         if self.damping == 0:
             return residual
         return residual + damped_least_squares(chain, q, self.damping).to(dtype)
 
     def forward(self, q: Tensor, features: Tensor, error: Tensor, chain) -> Tensor:
-        max_delta = self.get_buffer("max_delta")
+        max_delta = self.max_delta
         dq = (self.gain(q, features, chain) @ error.to(max_delta.dtype).unsqueeze(-1)).squeeze(-1)
         over = (dq.abs() / max_delta).amax(-1, keepdim=True).clamp(min=1.0)
         return (dq / over).to(q.dtype)

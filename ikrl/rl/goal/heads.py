@@ -72,6 +72,13 @@ class GoalNet(nn.Module):
         width, depth: the MLP's hidden layers (SiLU).
     """
 
+    lower: Tensor
+    upper: Tensor
+    position_mean: Tensor
+    position_std: Tensor
+    angular: Tensor
+    _order: Tensor
+
     def __init__(
         self,
         lower: Tensor | Sequence[float],
@@ -139,8 +146,8 @@ class GoalNet(nn.Module):
     def config(self) -> dict:
         """What rebuilds this net's structure: ``GoalNet(**net.config())`` (then its state)."""
         return {
-            "lower": [float(x) for x in self.get_buffer("lower").tolist()],
-            "upper": [float(x) for x in self.get_buffer("upper").tolist()],
+            "lower": [float(x) for x in self.lower.tolist()],
+            "upper": [float(x) for x in self.upper.tolist()],
             "heads": self.heads,
             "width": self.width,
             "depth": self.depth,

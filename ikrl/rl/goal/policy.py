@@ -57,6 +57,8 @@ class GoalPolicy(nn.Module):
 
     kind = "goal"
     in_keys = ("q", "target", "error", "observation")
+    _columns: Tensor
+    _wide: Tensor
 
     def __init__(
         self,
@@ -86,14 +88,14 @@ class GoalPolicy(nn.Module):
         self.feature_columns, self.observation_size = columns, observation_size
         self.switch, self.gate, self.refine_steps = float(switch), (float(gate[0]), float(gate[1])), refine_steps
         self.register_buffer("_columns", torch.tensor(columns, dtype=torch.long), persistent=False)
-        self.register_buffer("_wide", wide_joints(goal.get_buffer("lower"), goal.get_buffer("upper")), persistent=False)
+        self.register_buffer("_wide", wide_joints(goal.lower, goal.upper), persistent=False)
         self._cache: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------ parts
 
     @property
     def max_delta(self) -> Tensor:
-        return self.corrector.get_buffer("max_delta")
+        return self.corrector.max_delta
 
     def features(self, observation: Tensor) -> Tensor:
         """The corrector's input: the observation's :attr:`feature_columns`."""
@@ -146,7 +148,7 @@ class GoalPolicy(nn.Module):
         if not bool(self._wide.any()):
             return goal
         shifted = goal + 2 * math.pi * torch.round((q - goal) / (2 * math.pi))
-        lower, upper = (self.goal.get_buffer(name).to(q.dtype) for name in ("lower", "upper"))
+        lower, upper = self.goal.lower.to(q.dtype), self.goal.upper.to(q.dtype)
         inside = (shifted >= lower) & (shifted <= upper)
         return torch.where(self._wide & inside, shifted, goal)
 

@@ -143,6 +143,7 @@ class APG:
             count = torch.randint(0, env.max_steps, (n, 1), generator=self.generator, device=env.device)
             return env.state_at(start, target, step_count=count)
         old = self._state
+        assert old is not None  # a masked reset follows a first, unmasked one
         keep = ~mask.reshape(n, 1)
         q = torch.where(keep, old["q"], start)
         target = torch.where(keep.unsqueeze(-1), old["target"], target)

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from ikrl.errors import BadParameterError, CheckpointMismatchError, PluginError
-from ikrl.extend.components import zero_on_target
+from ikrl.extend.components import Algorithm, zero_on_target
 from ikrl.extend.registry import default_registry
 from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
 from ikrl.rl.evaluate import evaluate, evaluate_policy
@@ -189,8 +189,16 @@ def train(
     resolved = str(env.resolved_spec)
     component = default_registry().algorithm(config.algorithm)
     component.check_parameters(config.params)
-    policy = new_policy(component.factory, env, config).to(config.device)
-    algorithm = component.factory(env, policy, seed=config.seed, **config.params)
+    # Any: a policy is an nn.Module with config() and kind (ikrl.rl.policy), an algorithm a
+    # plugin's object with the Algorithm protocol and optional members, checked below.
+    policy: Any = new_policy(component.factory, env, config).to(config.device)
+    algorithm: Any = component.factory(env, policy, seed=config.seed, **config.params)
+    if not isinstance(algorithm, Algorithm):
+        raise PluginError(
+            f"algorithm {config.algorithm!r} from {component.distribution!r} built a {type(algorithm).__name__}, "
+            f"which lacks {', '.join(m for m in ('update', 'set_progress', 'state_dict', 'load_state_dict', 'default_batch_size') if not hasattr(algorithm, m))} "
+            f"(see ikrl.extend.components.Algorithm)"
+        )
     policy_kind = getattr(policy, "kind", "mlp")
     steps, seconds, history = 0, 0.0, []
     if resume is not None:
@@ -247,12 +255,17 @@ def train(
             on_log(row)
         return row
 
-    def summary() -> dict[str, float]:
-        return dict(algorithm.summary()) if hasattr(algorithm, "summary") else {}
+    # The optional members of an algorithm (ikrl.extend.components.Algorithm).
+    summarize = getattr(algorithm, "summary", None)
+    set_budget = getattr(algorithm, "set_budget", None)
+    finish = getattr(algorithm, "finish", None)
 
-    if hasattr(algorithm, "set_budget"):
+    def summary() -> dict[str, float]:
+        return dict(summarize()) if summarize is not None else {}
+
+    if set_budget is not None:
         minutes = budget.minutes
-        algorithm.set_budget(None if minutes is None else 60.0 * minutes, config.steps)
+        set_budget(None if minutes is None else 60.0 * minutes, config.steps)
     next_validation = budget.fraction()
     wall_start = time.perf_counter()
     last: dict[str, float] = {}
@@ -272,8 +285,8 @@ def train(
                     METRICS[name].show(row[f"val/{name}"]) for name in ("success_5mm_2deg", "position_error_median", "rotation_error_median")
                 )
             bar.update(completed=budget.fraction(), description=f"reward {metrics.get('reward', math.nan):.4f} | {validation_text}")
-        if hasattr(algorithm, "finish"):
-            algorithm.finish()  # e.g. wait for a worker's last weights: validate those
+        if finish is not None:
+            finish()  # e.g. wait for a worker's last weights: validate those
             validate(last)
         elif not history or history[-1]["steps"] != budget.steps:
             validate(last)

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -89,12 +89,11 @@ class _LocScale(nn.Module):
     def __init__(self, policy: Policy, hidden: int = 64, log_std_init: float = 0.0) -> None:
         super().__init__()
         self.policy = policy
-        self.log_std = nn.Sequential(
-            nn.Linear(policy.observation_size, hidden), nn.SiLU(), nn.Linear(hidden, policy.dof)
-        )
+        last = nn.Linear(hidden, policy.dof)
         with torch.no_grad():  # start at log_std_init everywhere
-            self.log_std[-1].weight.mul_(0.01)
-            self.log_std[-1].bias.fill_(_unsquash(log_std_init))
+            last.weight.mul_(0.01)
+            last.bias.fill_(_unsquash(log_std_init))
+        self.log_std = nn.Sequential(nn.Linear(policy.observation_size, hidden), nn.SiLU(), last)
 
     def forward(self, observation: Tensor) -> tuple[Tensor, Tensor]:
         loc = self.policy.pre_tanh(observation)
@@ -112,6 +111,8 @@ def _unsquash(log_std: float) -> float:
 class _QNet(nn.Module):
     """``Q(observation, action)``: an MLP on the observation and the action in units of
     ``max_delta`` (so both inputs are of order one)."""
+
+    max_delta: Tensor
 
     def __init__(self, observation_size: int, max_delta: Tensor, hidden: Sequence[int]) -> None:
         super().__init__()
@@ -233,7 +234,7 @@ class SAC:
             batch_size=batch_size,
         )
         self.collector: Collector | None = None  # made on the first update: it resets the env
-        self._iterator = None
+        self._iterator: Iterator[TensorDictBase] | None = None
         self.frames = 0
         self.updates = 0
         self.progress = 0.0
@@ -262,7 +263,7 @@ class SAC:
         self.optimizers = {
             "actor": torch.optim.Adam(self.loss.actor_network_params.values(True, True), lr=lr),
             "qvalue": torch.optim.Adam(self.loss.qvalue_network_params.values(True, True), lr=lr),
-            "alpha": torch.optim.Adam([self.loss.log_alpha], lr=lr),
+            "alpha": torch.optim.Adam([_tensor(self.loss.log_alpha)], lr=lr),
         }
 
     # ------------------------------------------------------------------ training
@@ -274,7 +275,7 @@ class SAC:
             frames_per_batch=self.config["frames_per_batch"],
             total_frames=-1,
             init_random_frames=self.config["init_random_frames"],
-            exploration_type=ExplorationType.RANDOM,
+            exploration_type=ExplorationType.RANDOM,  # pyright: ignore[reportArgumentType]  (torchrl's stub says InteractionType; this is its enum)
             reset_when_done=True,
             policy_device=self.device,
             env_device=self.env.device,
@@ -284,6 +285,9 @@ class SAC:
         self._iterator = iter(self.collector)
 
     def _collect(self) -> TensorDictBase:
+        if self._iterator is None:
+            self._make_collector()
+        assert self._iterator is not None  # _make_collector sets it
         batch = next(self._iterator).reshape(-1)
         self.buffer.extend(batch.select(*_KEYS))
         self.frames += batch.numel()
@@ -435,3 +439,10 @@ def _check(n, policy, env, options) -> None:
             f"sac: buffer_size ({options['buffer_size']}) must hold a batch ({options['batch_size']}), a collection "
             f"({frames}) and the random warm-up ({warmup}); give at least {needed}"
         )
+
+
+def _tensor(value: object) -> Tensor:
+    """``value`` checked to be a tensor (TorchRL's loss attributes are typed loosely)."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"expected a tensor; got {type(value).__name__}")
+    return value
