@@ -26,6 +26,43 @@ from ikrl.rl.warmstart import policy_starts
 from ikrl.solver.targets import random_targets
 
 
+def compare(run: str, n: int, repeats: int) -> tuple[list[tuple[str, ...]], bool]:
+    """Table rows for one run, and whether it meets the bar."""
+    checkpoint = load_checkpoint(run)
+    if checkpoint.policy_kind != "goal":
+        raise SystemExit(f"{run}: trained with {checkpoint.algorithm!r}; learned seeds need a goal run")
+    chain = checkpoint.make_env(batch_size=1).chain
+    _, targets = random_targets(chain, n, seed=0)
+    solvers = {
+        "seed table": lambda: ikrl.solve(chain, targets),
+        "learned seeds": lambda: ikrl.solve(chain, targets, warm_start=lambda q: policy_starts(checkpoint, chain, targets, q)),
+    }
+    times: dict[str, list[float]] = {name: [] for name in solvers}
+    results = {}
+    for _ in range(repeats):
+        for name, solve in solvers.items():
+            start = time.perf_counter()
+            results[name] = solve()
+            times[name].append(time.perf_counter() - start)
+    rows = []
+    for name, result in results.items():
+        rows.append(
+            (
+                chain.name,
+                name,
+                f"{100 * float(result.success.double().mean()):.1f} %",
+                f"{float(result.iterations.double().mean()):.1f}",
+                f"{float(result.attempts.double().mean()):.2f}",
+                f"{1000 * statistics.median(times[name]) / n:.3f}",
+                f"{1000 * max(times[name]) / n:.3f}",
+            )
+        )
+    fewer = float(results["learned seeds"].iterations.double().mean()) < float(results["seed table"].iterations.double().mean())
+    faster = statistics.median(times["learned seeds"]) <= statistics.median(times["seed table"])
+    rows.append((chain.name, "bar: fewer iterations, no more time", "", "pass" if fewer else "FAIL", "", "pass" if faster else "FAIL", ""))
+    return rows, fewer and faster
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+")
@@ -36,41 +73,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     rows, passed = [], True
     for run in args.runs:
-        checkpoint = load_checkpoint(run)
-        if checkpoint.policy_kind != "goal":
-            raise SystemExit(f"{run}: trained with {checkpoint.algorithm!r}; learned seeds need a goal run")
-        chain = checkpoint.make_env(batch_size=1).chain
-        _, targets = random_targets(chain, args.targets, seed=0)
-
-        def plain():
-            return ikrl.solve(chain, targets)
-
-        def seeded():
-            return ikrl.solve(chain, targets, warm_start=lambda q: policy_starts(checkpoint, chain, targets, q))
-
-        times: dict[str, list[float]] = {"seed table": [], "learned seeds": []}
-        results = {}
-        for _ in range(args.repeats):
-            for name, fn in (("seed table", plain), ("learned seeds", seeded)):
-                start = time.perf_counter()
-                results[name] = fn()
-                times[name].append(time.perf_counter() - start)
-        for name, result in results.items():
-            rows.append(
-                (
-                    chain.name,
-                    name,
-                    f"{100 * float(result.success.double().mean()):.1f} %",
-                    f"{float(result.iterations.double().mean()):.1f}",
-                    f"{float(result.attempts.double().mean()):.2f}",
-                    f"{1000 * statistics.median(times[name]) / args.targets:.3f}",
-                    f"{1000 * max(times[name]) / args.targets:.3f}",
-                )
-            )
-        fewer = float(results["learned seeds"].iterations.double().mean()) < float(results["seed table"].iterations.double().mean())
-        faster = statistics.median(times["learned seeds"]) <= statistics.median(times["seed table"])
-        passed &= fewer and faster
-        rows.append((chain.name, "bar: fewer iterations, no more time", "", "pass" if fewer else "FAIL", "", "pass" if faster else "FAIL", ""))
+        robot_rows, ok = compare(run, args.targets, args.repeats)
+        rows += robot_rows
+        passed &= ok
     print(f"{args.targets} targets per robot, success within 1 mm / 1 deg, {args.repeats} alternating runs, {args.threads} threads\n")
     print("| robot | starts | success | iterations / target | candidates / target | ms / target (median) | ms / target (worst) |")
     print("|---|---|---|---|---|---|---|")
