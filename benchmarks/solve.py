@@ -211,7 +211,7 @@ def measure(name: str, n: int, repeats: int, variants: dict[str, dict]) -> tuple
         goal = targets.to(dtype)
 
         def run_ikrl(goal: torch.Tensor = goal, chain: ikrl.Chain = chain):
-            return solve(chain, goal, tol_pos=TOL_POS, tol_rot=TOL_ROT, seed=SOLVER_SEED)
+            return solve(chain, goal, position_tolerance=TOL_POS, rotation_tolerance=TOL_ROT, seed=SOLVER_SEED)
 
         run_ikrl(goal[:16])  # warm-up
         ours = run_ikrl()
@@ -338,7 +338,7 @@ def warm_start(checkpoint: Path, n: int, repeats: int, steps: list[int]) -> list
         kwargs = {} if k is None else {"warm_start": lambda q, k=k: policy_starts(loaded, chain, goal, q, steps=k)}
 
         def run(kwargs=kwargs):
-            return solve(chain, goal, tol_pos=TOL_POS, tol_rot=TOL_ROT, seed=SOLVER_SEED, **kwargs)
+            return solve(chain, goal, position_tolerance=TOL_POS, rotation_tolerance=TOL_ROT, seed=SOLVER_SEED, **kwargs)
 
         result = run()
         (seconds,) = best_seconds([run], repeats)

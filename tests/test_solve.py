@@ -117,8 +117,8 @@ def test_the_solver_does_not_start_on_answers_drawn_from_the_same_seed():
         ({"max_iters": 0}, "max_iters must be an int >= 1; got 0"),
         ({"restarts": -1}, "restarts must be an int >= 0; got -1"),
         ({"seeds": 2.5}, "seeds must be an int >= 0; got 2.5"),
-        ({"tol_pos": 0.0}, "tol_pos must be a positive finite number; got 0.0"),
-        ({"tol_rot": math.inf}, "tol_rot must be a positive finite number; got inf"),
+        ({"position_tolerance": 0.0}, "position_tolerance must be a positive finite number; got 0.0"),
+        ({"rotation_tolerance": math.inf}, "rotation_tolerance must be a positive finite number; got inf"),
     ],
 )
 def test_bad_settings_name_what_would_be_right(kwargs, message):

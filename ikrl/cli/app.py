@@ -427,8 +427,8 @@ def solve(
     checkpoint: Annotated[Path | None, typer.Option(help="A trained run folder or checkpoint for this robot: its rollout warm-starts the solver.")] = None,
     policy_steps: Annotated[int | None, typer.Option(min=1, help="Steps of the warm-start rollout (default: the checkpoint's max_steps).")] = None,
     out: Annotated[Path, typer.Option(help="Where to write the solutions: .csv, .npz or .npy (joint values only).")] = Path("solutions.csv"),
-    tol_pos: Annotated[float, typer.Option(min=0, help="Position tolerance in metres.")] = 1e-3,
-    tol_rot: Annotated[float, typer.Option(min=0, help="Rotation tolerance in degrees.")] = 1.0,
+    position_tolerance: Annotated[float, typer.Option(min=0, help="Position tolerance in metres.")] = 1e-3,
+    rotation_tolerance: Annotated[float, typer.Option(min=0, help="Rotation tolerance in degrees.")] = 1.0,
     max_iters: Annotated[int, typer.Option(min=1, help="Iterations per candidate start.")] = 15,
     restarts: Annotated[int, typer.Option(min=0, help="Further candidate starts per unsolved target.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of --random targets and of the solver's own draws.")] = 0,
@@ -472,15 +472,15 @@ def solve(
     poses = poses.to(dtype=chain.dtype, device=chain.device)
     start = time.perf_counter()
     result = run_solver(
-        chain, poses, warm_start=warm_start, tol_pos=tol_pos,
-        tol_rot=math.radians(tol_rot), max_iters=max_iters, restarts=restarts, seed=seed,
+        chain, poses, warm_start=warm_start, position_tolerance=position_tolerance,
+        rotation_tolerance=math.radians(rotation_tolerance), max_iters=max_iters, restarts=restarts, seed=seed,
     )  # fmt: skip
     seconds = time.perf_counter() - start
     path = write_solutions(out, chain, result)
     n = len(result.success)
     within = bool(((result.q >= chain.lower) & (result.q <= chain.upper)).all())
     table = Table(title=f"{chain.name}: {source}", show_header=False)
-    table.add_row("solved", f"{int(result.success.sum()):,} of {n:,} ({100 * result.success_rate:.1f} %) within {tol_pos * 1e3:g} mm, {tol_rot:g}°")
+    table.add_row("solved", f"{int(result.success.sum()):,} of {n:,} ({100 * result.success_rate:.1f} %) within {position_tolerance * 1e3:g} mm, {rotation_tolerance:g}°")
     table.add_row("all within joint limits", "yes" if within else "NO")
     position, rotation = result.position_error.double(), result.rotation_error.double()
     table.add_row("position error, median / max", f"{1e3 * float(position.median()):.4f} / {1e3 * float(position.max()):.4f} mm")

@@ -239,10 +239,10 @@ def evaluate_heads(checkpoint, *, targets: int = 1000, device: str = "cpu", seed
 def _refined(evaluation: Evaluation, chain, target: Tensor) -> Evaluation:
     """``evaluation`` with its answers polished by the solver (module docstring)."""
     policy_only = summarize_errors(evaluation.position_error, evaluation.rotation_error, evaluation.first_success_step, evaluation.seconds)
-    tol_pos, tol_rot = TOLERANCES["1mm_1deg"]
+    position_tolerance, rotation_tolerance = TOLERANCES["1mm_1deg"]
     start_time = time.perf_counter()
     assert evaluation.answers is not None  # evaluate_policy always keeps them
-    result = solve(chain, target, starts=evaluation.answers, restarts=0, seeds=0, tol_pos=tol_pos, tol_rot=tol_rot)
+    result = solve(chain, target, starts=evaluation.answers, restarts=0, seeds=0, position_tolerance=position_tolerance, rotation_tolerance=rotation_tolerance)
     # Keep the policy's answer where the solver's is worse (a step that lowers the squared
     # error can trade position for rotation): a polish never loses a success.
     polished = _rank(result.position_error, result.rotation_error) <= _rank(evaluation.position_error, evaluation.rotation_error)

@@ -99,8 +99,8 @@ def solve(
     *,
     starts: Tensor | None = None,
     warm_start: Callable[[Tensor], Tensor] | None = None,
-    tol_pos: float = 1e-3,
-    tol_rot: float = math.radians(1.0),
+    position_tolerance: float = 1e-3,
+    rotation_tolerance: float = math.radians(1.0),
     max_iters: int = 15,
     restarts: int = 200,
     seeds: int = 2048,
@@ -115,8 +115,8 @@ def solve(
             ``starts``, else its nearest seed-table entry), it returns the starts to refine,
             ``[N, dof]`` or ``[N, K, dof]`` like ``starts``: a trained policy's rollout, or a
             goal network's heads (:func:`ikrl.rl.warmstart.policy_starts`).
-        tol_pos, tol_rot: a target is solved when its position error is under ``tol_pos``
-            (metres) and its rotation error under ``tol_rot`` (radians).
+        position_tolerance, rotation_tolerance: a target is solved when its position error is under ``position_tolerance``
+            (metres) and its rotation error under ``rotation_tolerance`` (radians).
         max_iters: iterations per candidate start.
         restarts: further candidates per target after the first (seed-table neighbours, then
             turned, kicked and fresh starts: see the module docstring); a target that none
@@ -127,7 +127,7 @@ def solve(
     Returns the best joint values found for every target, failures included (flagged).
     """
     targets = _check_targets(chain, targets)
-    _check_settings(tol_pos, tol_rot, max_iters, restarts, seeds)
+    _check_settings(position_tolerance, rotation_tolerance, max_iters, restarts, seeds)
     n = targets.shape[0]
     # The solver's own stream: a plain manual_seed(seed) would reproduce the draws of anyone
     # who made their targets from the same seed, starting the solver on the answers.
@@ -144,10 +144,10 @@ def solve(
         if first.shape[1] > 1:
             neighbours = first[:, 1:] if neighbours is None else torch.cat([first[:, 1:], neighbours], 1)
         first = first[:, 0]
-    pool = _Pool(chain, targets, first, neighbours, generator, tol_pos, tol_rot, max_iters, 1 + restarts)
+    pool = _Pool(chain, targets, first, neighbours, generator, position_tolerance, rotation_tolerance, max_iters, 1 + restarts)
     pool.run()
     position, rotation = pose_errors(chain.forward_kinematics(pool.best_q), targets)
-    success = (position < tol_pos) & (rotation < tol_rot)
+    success = (position < position_tolerance) & (rotation < rotation_tolerance)
     return SolveResult(pool.best_q, success, position, rotation, pool.iterations, pool.attempts)
 
 
@@ -181,14 +181,14 @@ class _Pool:
         first: Tensor | None,
         neighbours: Tensor | None,
         generator: torch.Generator,
-        tol_pos: float,
-        tol_rot: float,
+        position_tolerance: float,
+        rotation_tolerance: float,
         max_iters: int,
         candidates: int,
     ) -> None:
         self.chain, self.targets, self.first, self.neighbours = chain, targets, first, neighbours
         self.generator = generator
-        self.tol_pos, self.tol_rot, self.max_iters, self.candidates = tol_pos, tol_rot, max_iters, candidates
+        self.position_tolerance, self.rotation_tolerance, self.max_iters, self.candidates = position_tolerance, rotation_tolerance, max_iters, candidates
         n, device = targets.shape[0], chain.device
         # Placeholders until each target's first candidate finishes (every target gets one).
         if first is not None:
@@ -241,7 +241,7 @@ class _Pool:
         self.active = active & ~done
 
     def _solved_rows(self) -> Tensor:
-        return (self.position < self.tol_pos) & (self.rotation < self.tol_rot)
+        return (self.position < self.position_tolerance) & (self.rotation < self.rotation_tolerance)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -295,7 +295,7 @@ class _Pool:
         goal = self.targets[target]
         error, position, rotation = _error(pose, goal)
         zeros = torch.zeros_like(target)
-        active = ~((position < self.tol_pos) & (rotation < self.tol_rot))  # a start on target takes no iterations
+        active = ~((position < self.position_tolerance) & (rotation < self.rotation_tolerance))  # a start on target takes no iterations
         damping = torch.full((len(target),), _LAMBDA_START, dtype=torch.float64, device=q.device)
         return [target, q, goal, jac, error, (error * error).sum(-1), position, rotation, damping, zeros, zeros.clone(), active]
 
@@ -449,8 +449,8 @@ def _check_targets(chain: KinematicChain, targets: Tensor) -> Tensor:
     return targets.to(device=chain.device, dtype=chain.dtype)
 
 
-def _check_settings(tol_pos: float, tol_rot: float, max_iters: int, restarts: int, seeds: int) -> None:
-    for name, value in (("tol_pos", tol_pos), ("tol_rot", tol_rot)):
+def _check_settings(position_tolerance: float, rotation_tolerance: float, max_iters: int, restarts: int, seeds: int) -> None:
+    for name, value in (("position_tolerance", position_tolerance), ("rotation_tolerance", rotation_tolerance)):
         check_number("solve", name, value, accepted="a positive finite number", low=0, low_open=True)
     check_int("solve", "max_iters", max_iters, low=1)
     check_int("solve", "restarts", restarts, low=0)
