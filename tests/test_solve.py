@@ -90,6 +90,19 @@ def test_bad_inputs():
         solve(chain, torch.eye(4).expand(2, 4, 4), starts=torch.zeros(2, 6))
 
 
+def test_statistics_summarise_the_batch():
+    chain = ikrl_robots.load("panda", dtype=torch.float64)
+    q, targets = reachable(chain, 10, seed=4)
+    result = solve(chain, targets, restarts=0, seeds=0, starts=torch.zeros_like(q))
+    stats = result.statistics(chain)
+    assert stats["targets"] == 10 and stats["solved"] == int(result.success.sum())
+    assert stats["position_error_max"] == float(result.position_error.double().max())
+    assert stats["rotation_error_median"] == float(result.rotation_error.double().median())
+    assert stats["iterations_max"] == int(result.iterations.max()) and stats["within_limits"] == 1.0
+    outside = type(result)(result.q + 10.0, result.success, result.position_error, result.rotation_error, result.iterations, result.attempts)
+    assert outside.statistics(chain)["within_limits"] == 0.0
+
+
 def test_several_starts_per_target_are_tried_in_order_before_the_seed_table():
     chain = ikrl_robots.load("panda", dtype=torch.float64)
     q, targets = reachable(chain, 12, seed=3)

@@ -92,6 +92,27 @@ class SolveResult:
     def success_rate(self) -> float:
         return float(self.success.float().mean()) if self.success.numel() else 1.0
 
+    def statistics(self, chain: KinematicChain) -> dict[str, float]:
+        """Summary numbers of the batch: ``solved`` and ``targets`` (counts), ``within_limits``
+        (1.0 when every joint value lies inside ``chain``'s limits, in the result's dtype),
+        position errors (metres) and rotation errors (radians), median and max, iterations
+        (mean, max) and candidate starts (mean) per target."""
+        position, rotation = self.position_error.double(), self.rotation_error.double()
+        empty = not self.success.numel()
+        inside = bool(((self.q >= chain.lower.to(self.q.dtype)) & (self.q <= chain.upper.to(self.q.dtype))).all())
+        return {
+            "solved": int(self.success.sum()),
+            "targets": int(self.success.numel()),
+            "within_limits": float(inside),
+            "position_error_median": math.nan if empty else float(position.median()),
+            "position_error_max": math.nan if empty else float(position.max()),
+            "rotation_error_median": math.nan if empty else float(rotation.median()),
+            "rotation_error_max": math.nan if empty else float(rotation.max()),
+            "iterations_mean": math.nan if empty else float(self.iterations.double().mean()),
+            "iterations_max": math.nan if empty else int(self.iterations.max()),
+            "attempts_mean": math.nan if empty else float(self.attempts.double().mean()),
+        }
+
 
 def solve(
     chain: KinematicChain,

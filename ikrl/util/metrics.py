@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["METRICS", "TOLERANCES", "Metric", "degrees", "success_key"]
+__all__ = ["METRICS", "TOLERANCES", "Metric", "degrees", "percent", "success_key"]
 
 #: The (metres, radians) success thresholds every evaluation reports, by name.
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -28,6 +28,21 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 def success_key(tolerance: str) -> str:
     """The metric name of the success rate within a :data:`TOLERANCES` entry."""
     return f"success_{tolerance}"
+
+
+def percent(count: int, total: int) -> str:
+    """``count`` of ``total`` as a percentage that never rounds to 100 % or 0 % unless it is.
+
+    >>> percent(99_999, 100_000), percent(1, 100_000), percent(5, 5), percent(1, 3)
+    ('99.999 %', '0.001 %', '100.0 %', '33.3 %')
+    """
+    if total <= 0:
+        return "n/a"
+    value = 100.0 * count / total
+    digits = 1
+    while digits < 12 and 0 < count < total and round(value, digits) in (0.0, 100.0):
+        digits += 1
+    return f"{value:.{digits}f} %"
 
 
 def degrees(radians: float) -> float:
