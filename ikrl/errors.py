@@ -20,6 +20,7 @@ __all__ = [
     "IkrlError",
     "JointInputError",
     "MissingDependencyError",
+    "NotAPoseError",
     "PluginError",
     "ShapeError",
     "SpecError",
@@ -100,6 +101,11 @@ class UnknownNameError(IkrlError, LookupError):
 
 class UnsupportedJointError(ChainError):
     """A joint type ikrl cannot move along (floating, planar, ...)."""
+
+
+class NotAPoseError(IkrlError, ValueError):
+    """A 4x4 given as a pose is not one: a non-finite entry, a rotation block that is not
+    orthonormal with determinant +1, or a bottom row other than ``0 0 0 1``."""
 
 
 class JointInputError(IkrlError, ValueError):

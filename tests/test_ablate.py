@@ -385,6 +385,25 @@ def test_process_backend_runs_cells_in_spawned_workers(tmp_path):
     assert (out / "summary.png").stat().st_size > 0
 
 
+def test_runs_that_keep_two_processes_busy_get_two_cores_each(tmp_path, monkeypatch):
+    import ikrl.grid.run as grid_run
+    from ikrl.rl.training.run import TrainConfig
+
+    seen = []
+    real = grid_run.backend_named
+
+    def spy(name, *, workers=None, ray_address=None):
+        seen.append(workers)
+        return real("serial")
+
+    monkeypatch.setattr(grid_run, "backend_named", spy)
+    monkeypatch.setattr(grid_run, "cpu_count", lambda: 4)
+    assert TrainConfig(minutes=1).processes == 2 and TrainConfig(steps=10).processes == 1
+    run_grid("panda+geodesic", seeds=1, config=StubConfig(), out_dir=tmp_path / "a", train_fn=fake_train, progress=False)
+    run_grid("panda+geodesic", seeds=1, config=TrainConfig(minutes=1), out_dir=tmp_path / "b", train_fn=fake_train, progress=False)
+    assert seen == [4, 2]  # a StubConfig has no processes: one per core
+
+
 def test_ray_backend_without_ray_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
     with pytest.raises(IkrlError, match=r'pip install "ikrl\[ray\]"'):

@@ -116,6 +116,14 @@ def test_eval_goal_only_reports_the_nearest_heads_errors(run_dir):
     assert result.exit_code == 1 and "--goal-only evaluates the goal network" in " ".join(result.output.split())
 
 
+def test_solve_with_a_goal_checkpoint_seeds_from_its_heads(run_dir, tmp_path):
+    out = tmp_path / "q.csv"
+    result = runner.invoke(app, ["solve", "dobot_cr5", "--random", "20", "--checkpoint", str(run_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "20 of 20 (100.0 %)" in text and f"policy of {run_dir}" in text
+
+
 def test_render_writes_a_gif_of_the_asked_size(run_dir, tmp_path):
     out = tmp_path / "rollout.gif"
     result = runner.invoke(app, ["render", str(run_dir), "--out", str(out), "--targets", "2", "--size", "96"])

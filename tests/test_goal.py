@@ -253,6 +253,18 @@ def test_cpu_time_budgets_stop_on_time_and_the_worker_gets_as_much(tmp_path):
     assert extra["goal_steps"] > 0
 
 
+@pytest.mark.slow
+def test_a_parallel_run_resumes_with_its_goal_network_where_it_stopped(tmp_path):
+    small = {"heads": 2, "goal_width": 16, "goal_depth": 1}
+    config = TrainConfig(minutes=0.03, batch_size=32, eval_targets=16, params=small, hidden=(16,))
+    train(SPEC, config, tmp_path, progress=False, logger="none")
+    before = load_checkpoint(tmp_path).progress
+    result = train(SPEC, config.replace(minutes=0.06), tmp_path, resume=tmp_path, progress=False, logger="none")
+    after = load_checkpoint(result.checkpoint).progress
+    assert 3.6 <= result.train_seconds < 4.6 and 3.6 <= after["goal_seconds"] < 4.6
+    assert after["goal_steps"] > before["goal_steps"] > 0
+
+
 def test_a_failed_worker_is_a_training_error_with_its_log(tmp_path, monkeypatch):
     import ikrl.rl.training.goal as goal
 

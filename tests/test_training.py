@@ -29,7 +29,7 @@ def test_config_checks_and_round_trips():
     assert TrainConfig(steps=10).budget_minutes is None
     with pytest.raises(UnknownNameError, match="unknown algorithm 'apx'. Did you mean 'apg'"):
         TrainConfig(algorithm="apx")
-    with pytest.raises(BadParameterError, match="minutes must be a positive number"):
+    with pytest.raises(BadParameterError, match="minutes must be a positive finite number"):
         TrainConfig(minutes=0)
     with pytest.raises(BadParameterError, match="steps must be a positive int"):
         TrainConfig(steps=2.5)

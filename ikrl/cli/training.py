@@ -170,7 +170,7 @@ def ablate(
     seeds: Annotated[int, typer.Option(min=1, help="Seeds per spec: 0, 1, ..., SEEDS-1.")] = 3,
     out: Annotated[Path, typer.Option(help="The grid folder: a folder per cell, grid.json, summary.md/.csv/.png.")] = Path("ablation"),
     backend: Annotated[str, typer.Option(help="process (local processes), ray (a Ray cluster) or serial (this process).")] = "process",
-    workers: Annotated[int | None, typer.Option(min=1, help="Cells at once (default: one per CPU core).")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Cells at once (default: one per CPU core, one per two for goal runs in minutes: its worker takes the other).")] = None,
     ray_address: Annotated[str | None, typer.Option(help="Address of a running Ray cluster (default: start a local one).")] = None,
     algorithm: Annotated[str, typer.Option(help="Training algorithm of every cell.")] = "goal",
     steps: Annotated[int | None, typer.Option(min=1, help="Budget per cell in environment steps.")] = None,

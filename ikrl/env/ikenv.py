@@ -43,10 +43,10 @@ from torch import Tensor
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from ikrl.errors import BadParameterError, IkrlError, ShapeError
+from ikrl.errors import BadParameterError, IkrlError, JointInputError, ShapeError
 from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
 from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
-from ikrl.kinematics.se3 import error_and_distances
+from ikrl.kinematics.se3 import check_poses, error_and_distances
 from ikrl.spec.grammar import EnvSpec
 from ikrl.util.checks import check_device
 
@@ -190,6 +190,9 @@ class IKEnv(EnvBase):
                 f"state_at needs q of shape ({n}, {self.chain.dof}) and target of shape ({n}, 4, 4) "
                 f"for this environment of {n} arms; got {tuple(q.shape)} and {tuple(target.shape)}"
             )
+        check_poses(target, "target")
+        if not bool(torch.isfinite(q).all()):
+            raise JointInputError(f"state_at: q has a value that is not finite (row {int(torch.nonzero(~torch.isfinite(q).all(-1))[0, 0])})")
         q = q.to(device=self.device, dtype=self.dtype)
         target = target.to(device=self.device, dtype=self.dtype)
         out = self._observe(q, target)
@@ -203,6 +206,12 @@ class IKEnv(EnvBase):
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict["action"]
+        finite = torch.isfinite(action).all(-1)
+        if not bool(finite.all()):  # clamp would pass NaN through into the joints
+            raise JointInputError(
+                f"env.step: the action of arm {int(torch.nonzero(~finite)[0, 0])} has a value that is not finite "
+                f"(NaN or inf); actions are joint deltas, at most max_delta per joint"
+            )
         delta = torch.clamp(action, -self.max_delta, self.max_delta)
         # Bounded joints stop at their limits; continuous joints wrap into [-pi, pi).
         q = into_limits(self.chain, tensordict["q"] + delta)

@@ -26,7 +26,7 @@ from ikrl.grid.plan import ConfigLike, TrainFn
 from ikrl.grid.state import CELL_FILE, EVAL_FILE, write_error
 from ikrl.util.files import atomic_write_json
 
-__all__ = ["BACKENDS", "Backend", "Job", "ProcessBackend", "RayBackend", "SerialBackend", "backend_named", "run_cell"]
+__all__ = ["BACKENDS", "Backend", "Job", "ProcessBackend", "RayBackend", "SerialBackend", "backend_named", "cpu_count", "run_cell"]
 
 #: One cell's work: (train_fn, spec, seed, config, run_dir), the arguments of :func:`run_cell`.
 Job = tuple[TrainFn, str, int, ConfigLike, str]
@@ -137,7 +137,7 @@ def backend_named(name: str, *, workers: int | None = None, ray_address: str | N
     return _MAKERS[name](workers, ray_address)
 
 
-def _cpu_count() -> int:
+def cpu_count() -> int:
     """Cores this process may use (the affinity mask where there is one, e.g. in containers)."""
     try:
         return len(os.sched_getaffinity(0))
@@ -156,7 +156,7 @@ def _run_processes(jobs: list[tuple], workers: int | None, finished: Callable[[i
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    cores = _cpu_count()
+    cores = cpu_count()
     workers = min(workers or cores, len(jobs))  # no idle processes, and their cores go to the busy ones
     threads = max(1, cores // workers)
     executor = ProcessPoolExecutor(

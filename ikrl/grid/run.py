@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ikrl.errors import GridError
-from ikrl.grid.backends import Backend, backend_named
+from ikrl.grid.backends import Backend, backend_named, cpu_count
 from ikrl.grid.plan import Cell, ConfigLike, TrainFn, seed_list
 from ikrl.grid.state import EVAL_FILE, read_finished, record_grid
 from ikrl.grid.summary import Summary, summarize
@@ -91,7 +91,7 @@ def run_grid(
     the same config (the error lists what differs); a new pattern or new seeds add cells.
 
     ``backend``: a :class:`~ikrl.grid.backends.Backend`, or the name of one: ``"process"`` (a spawn process pool of ``workers`` processes, default
-    ``min(cells, CPU cores)``, each with ``cores // workers`` torch threads), ``"ray"``
+    ``min(cells, CPU cores // config.processes)``, each with ``cores // workers`` torch threads), ``"ray"``
     (``ray.init(address=ray_address)``, or a local Ray if no address and none is running;
     ``workers`` caps the cells in flight; on a cluster ``out_dir`` must be on a filesystem
     every node shares) or ``"serial"`` (this process, in order).
@@ -99,6 +99,10 @@ def run_grid(
     A cell that raises is recorded (error.txt in its folder, and in the result) and the
     others go on. At the end summary.md, summary.csv and summary.png are written to out_dir.
     """
+    if workers is None and backend == "process":
+        # A run that keeps two processes busy (the goal algorithm's worker) gets two cores:
+        # oversubscribed cores make the same CPU budget buy less work, unevenly.
+        workers = max(1, cpu_count() // max(1, int(getattr(config, "processes", 1))))
     runner = backend_named(backend, workers=workers, ray_address=ray_address) if isinstance(backend, str) else backend
     if not (callable(getattr(config, "replace", None)) and callable(getattr(config, "to_dict", None))):
         raise GridError(

@@ -7,6 +7,7 @@ built, so the chain's dtype is the only rounding step.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import xml.etree.ElementTree as ET
@@ -60,10 +61,14 @@ def _read_text(urdf: str | bytes | os.PathLike[str]) -> tuple[str, str]:
         raise UrdfError(f"cannot read the file: {exc}", source=source) from exc
 
 
-def _origin(origin: urdf_model.Pose | None) -> torch.Tensor:
+def _origin(joint: str, origin: urdf_model.Pose | None) -> torch.Tensor:
     pose = torch.eye(4, dtype=torch.float64)
     if origin is None:
         return pose
+    values = [*(origin.xyz or ()), *(origin.rpy or ())]
+    if not all(math.isfinite(float(v)) for v in values):
+        # Every pose past this joint would be NaN, silently.
+        raise UrdfError(f"joint {joint!r}: <origin xyz rpy> must be finite numbers; got xyz={origin.xyz}, rpy={origin.rpy}")
     if origin.rpy is not None:
         pose[:3, :3] = rpy_to_matrix(torch.tensor(origin.rpy, dtype=torch.float64))
     if origin.xyz is not None:
@@ -126,7 +131,7 @@ def read_urdf_joints(urdf: str | bytes | os.PathLike[str]) -> tuple[str, list[Jo
                 type=j.type,
                 parent=j.parent,
                 child=j.child,
-                origin=_origin(j.origin),
+                origin=_origin(j.name, j.origin),
                 axis=(1.0, 0.0, 0.0) if j.axis is None else _axis(j.name, j.axis),
                 lower=None if limit is None or limit.lower is None else float(limit.lower),
                 upper=None if limit is None or limit.upper is None else float(limit.upper),

@@ -46,9 +46,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ikrl.errors import ShapeError
+from ikrl.errors import JointInputError, ShapeError
 from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
-from ikrl.kinematics.se3 import pose_errors
+from ikrl.kinematics.se3 import check_poses, pose_errors
 from ikrl.util.checks import check_int, check_number
 
 __all__ = ["SolveResult", "solve"]
@@ -359,6 +359,10 @@ def _start_queue(chain: KinematicChain, starts: object, n: int, what: str) -> Te
     ):
         raise ShapeError(f"{what} shape ({n}, {chain.dof}) or ({n}, K, {chain.dof}) for {n} targets; got {shape}")
     queue = starts if starts.dim() == 3 else starts[:, None]
+    finite = torch.isfinite(queue).flatten(1).all(-1)
+    if not bool(finite.all()):
+        # A NaN start would cost its target every attempt and come back as NaN joint values.
+        raise JointInputError(f"{what.split()[0]}: the start of target {int(torch.nonzero(~finite)[0, 0])} has a value that is not finite")
     return into_limits(chain, queue.to(device=chain.device, dtype=chain.dtype))
 
 
@@ -467,6 +471,9 @@ def _check_targets(chain: KinematicChain, targets: Tensor) -> Tensor:
     if not isinstance(targets, Tensor) or targets.dim() != 3 or tuple(targets.shape[1:]) != (4, 4):
         shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
         raise ShapeError(f"targets must be poses of shape (N, 4, 4); got {shape}")
+    # Checked in the caller's dtype, before any rounding: a pose that is not one would be
+    # "solved" against a meaningless rotation error.
+    check_poses(targets, "targets")
     return targets.to(device=chain.device, dtype=chain.dtype)
 
 

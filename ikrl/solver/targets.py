@@ -61,7 +61,11 @@ def load_targets(path: str | Path) -> Tensor:
             rows = _read_tensor(path)
         else:
             rows = _read_csv(path)
+        if np.iscomplexobj(rows):
+            raise TargetsFileError(f"{path}: targets must be real numbers; the file holds complex values")
         rows = np.asarray(rows, dtype=np.float64)
+    except TargetsFileError:
+        raise
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         raise TargetsFileError(f"{path}: cannot read targets as numbers: {error}") from error
     if rows.ndim == 3 and rows.shape[1:] == (4, 4):

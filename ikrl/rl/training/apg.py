@@ -26,7 +26,6 @@ a few at a time and every update sees arms at all stages of an episode.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -35,6 +34,7 @@ from torch import Tensor, nn
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.protocol import into_limits
 from ikrl.rl.policy import Policy
+from ikrl.rl.training.schedules import cosine_lr
 from ikrl.util.checks import check_int, check_number
 
 __all__ = ["APG"]
@@ -103,12 +103,7 @@ class APG:
             group["lr"] = self.learning_rate()
 
     def learning_rate(self) -> float:
-        warmup = 0.02
-        if self.progress < warmup:
-            return self.lr * max(self.progress / warmup, 0.05)
-        x = (self.progress - warmup) / (1 - warmup)
-        low = self.lr * self.final_lr
-        return low + (self.lr - low) * 0.5 * (1 + math.cos(math.pi * x))
+        return cosine_lr(self.progress, self.lr, self.final_lr)
 
     def curriculum(self) -> tuple[float, float]:
         """(near-target joint noise, share of starts from the spec's sampler) now."""

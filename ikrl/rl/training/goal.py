@@ -43,7 +43,8 @@ from ikrl.kinematics.protocol import into_limits
 from ikrl.rl.goal.corrector import Corrector
 from ikrl.rl.goal.heads import GoalNet
 from ikrl.rl.goal.policy import GoalPolicy
-from ikrl.rl.training.goal_heads import HeadsTraining, cosine_lr, load_part, save_part
+from ikrl.rl.training.goal_heads import HeadsTraining, load_part, save_part
+from ikrl.rl.training.schedules import cosine_lr
 from ikrl.util.checks import check_int, check_number
 
 __all__ = ["GoalTraining", "corrector_columns"]
@@ -130,6 +131,12 @@ class GoalTraining:
         self._age: Tensor | None = None
         self._worker: _Worker | None = None
         self._heads_seconds = 0.0  # CPU seconds the goal network has trained (worker) so far
+
+    @staticmethod
+    def processes(minutes: float | None, params: dict[str, Any]) -> int:
+        """Processes a run keeps busy: 2 with a budget in minutes and ``parallel`` (the goal
+        network's worker), else 1. An ablation grid runs cores // this many cells at once."""
+        return 2 if minutes is not None and params.get("parallel", True) else 1
 
     @classmethod
     def policy_for(

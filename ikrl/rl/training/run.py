@@ -82,8 +82,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         default_registry().algorithm(self.algorithm)  # an unknown name raises with suggestions
-        if self.minutes is not None and not (isinstance(self.minutes, (int, float)) and self.minutes > 0):
-            raise BadParameterError(f"minutes must be a positive number; got {self.minutes!r}")
+        if self.minutes is not None and not (
+            isinstance(self.minutes, (int, float)) and not isinstance(self.minutes, bool) and 0 < self.minutes < math.inf
+        ):
+            raise BadParameterError(f"minutes must be a positive finite number (CPU minutes); got {self.minutes!r}")
         if self.steps is not None and not (isinstance(self.steps, int) and self.steps > 0):
             raise BadParameterError(f"steps must be a positive int (environment transitions); got {self.steps!r}")
         if self.batch_size is not None and not (isinstance(self.batch_size, int) and self.batch_size > 0):
@@ -105,6 +107,16 @@ class TrainConfig:
                 f"(a positive int); give batch_size, or add default_batch_size to its factory"
             )
         return size
+
+    @property
+    def processes(self) -> int:
+        """Processes one run of this config keeps busy: the algorithm's ``processes(minutes,
+        params)`` when it declares one (``goal`` starts a worker), else 1."""
+        count = getattr(default_registry().algorithm(self.algorithm).factory, "processes", None)
+        found = count(self.budget_minutes, self.params) if callable(count) else 1
+        if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+            raise PluginError(f"algorithm {self.algorithm!r}: processes(minutes, params) must return a positive int; got {found!r}")
+        return found
 
     @property
     def budget_minutes(self) -> float | None:
