@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 
+import ikrl_robots
 import numpy as np
 import pytest
 import torch
 
 import ikrl
-import ikrl_robots
 from ikrl.errors import BadParameterError, JointInputError, NotAPoseError, TargetsFileError, UrdfError
 from ikrl.kinematics.protocol import random_joints
 from ikrl.kinematics.se3 import check_poses
