@@ -121,7 +121,7 @@ def test_solve_with_a_goal_checkpoint_seeds_from_its_heads(run_dir, tmp_path):
     result = runner.invoke(app, ["solve", "dobot_cr5", "--random", "20", "--checkpoint", str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
-    assert "20 of 20 (100.0 %)" in text and f"policy of {run_dir}" in text
+    assert "20 of 20 (100.0 %)" in text and "policy of" in text and out.is_file()
 
 
 def test_render_writes_a_gif_of_the_asked_size(run_dir, tmp_path):

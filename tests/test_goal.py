@@ -309,3 +309,4 @@ def test_goal_seeds_are_heads_not_a_rollout(tmp_path):
     assert bool((score[:, 0] <= score[:, 1]).all())  # nearest first
     result = ikrl.solve(env.chain, targets, warm_start=lambda q: policy_starts(checkpoint, env.chain, targets, q))
     assert bool(result.success.all())
+    assert checkpoint.shared_policy("cpu", env.chain) is checkpoint.shared_policy("cpu", env.chain)  # built once

@@ -91,6 +91,7 @@ class Checkpoint:
     versions: dict[str, str] = field(default_factory=versions)
     path: Path | None = None
     policy_kind: str = "mlp"
+    _built: dict[tuple[str, int], Any] = field(default_factory=dict, repr=False, compare=False)
 
     # ------------------------------------------------------------------ using it
 
@@ -110,6 +111,15 @@ class Checkpoint:
         policy = kind.from_config(self.policy_config, chain)
         policy.load_state_dict(self.policy_state)
         return policy.to(device).eval()
+
+    def shared_policy(self, device: torch.device | str, chain: KinematicChain) -> Policy | GoalPolicy:
+        """:meth:`policy`, built once per device and chain and reused (a solver's warm start
+        calls it for every batch): do not train or change it; take :meth:`policy` for that."""
+        key = (str(device), id(chain))
+        built = self._built.get(key)
+        if built is None or built[0] is not chain:
+            built = self._built[key] = (chain, self.policy(device, chain))
+        return built[1]
 
     def check_chain(self, chain: KinematicChain) -> None:
         """Raise :class:`CheckpointMismatchError` unless ``chain`` has the trained kinematics."""

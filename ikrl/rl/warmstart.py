@@ -35,7 +35,7 @@ def policy_starts(
     """
     checkpoint = policy if isinstance(policy, Checkpoint) else load_checkpoint(policy)
     checkpoint.check_chain(chain)
-    trained = checkpoint.policy(chain.device, chain)
+    trained = checkpoint.shared_policy(chain.device, chain)
     if isinstance(trained, GoalPolicy):
         # A goal network's heads are seeds already: no rollout.
         return into_limits(chain, trained.ranked_heads(targets).to(chain.dtype))
