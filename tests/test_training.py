@@ -157,7 +157,7 @@ def _near_target_success(policy, env, seed=5):
 @pytest.mark.slow
 def test_training_improves_on_the_untrained_policy(tmp_path):
     spec = "dobot_cr5+weighted_pose+sincos+near_target(noise=0.15)"
-    config = TrainConfig(steps=1_500_000, batch_size=256, hidden=(128, 128), eval_targets=50, threads=1)
+    config = TrainConfig(algorithm="apg", steps=1_500_000, batch_size=256, hidden=(128, 128), eval_targets=50, threads=1)
     train(spec, config, tmp_path, progress=False)
     checkpoint = load_checkpoint(tmp_path)
     env = checkpoint.make_env(batch_size=256, seed=0)
