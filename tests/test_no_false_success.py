@@ -94,3 +94,15 @@ def test_complex_targets_are_refused(tmp_path):
 def test_an_infinite_budget_is_refused():
     with pytest.raises(BadParameterError, match=r"minutes must be a positive finite number \(CPU minutes\); got inf"):
         TrainConfig(minutes=math.inf)
+
+
+def test_poses_written_with_six_decimals_are_still_poses(tmp_path):
+    # The file reader and the solver share one check and one tolerance: what a file of
+    # targets passes, solve passes too.
+    chain = ikrl_robots.load("panda", dtype=torch.float64)
+    q = random_joints(chain, 50, torch.Generator().manual_seed(2))
+    rounded = torch.round(chain.forward_kinematics(q) * 1e6) / 1e6
+    path = tmp_path / "t.csv"
+    np.savetxt(path, rounded.reshape(50, 16).numpy(), delimiter=",", fmt="%.6f")
+    poses = load_targets(path)
+    assert bool(ikrl.solve(chain, poses).success.all())

@@ -78,9 +78,9 @@ def test_a_pt_file_must_hold_one_real_tensor(tmp_path):
         ("0,0,0,1,0,0,0\n0,0,0,1,0\n", r"different numbers of values: \[5, 7\]"),
         ("0,0,0,2,0,0,0\n", r"row 0's quaternion .* has norm 2; it must be a unit quaternion"),
         ("0,0,0,1,0,0,0\n0,0,nan,1,0,0,0\n", r"row 1 has a value that is not finite"),
-        ("2,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1\n", r"row 0's rotation is not orthonormal"),
-        ("1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,1,1\n", r"row 0's bottom row is not 0 0 0 1"),
-        ("-1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1\n", r"row 0's rotation is a reflection"),
+        ("2,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1\n", r"row 0 is not a pose: its rotation block is not orthonormal"),
+        ("1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,1,1\n", r"row 0 is not a pose: its bottom row is 0 0 1 1, not 0 0 0 1"),
+        ("-1,0,0,0, 0,1,0,0, 0,0,1,0, 0,0,0,1\n", r"row 0 is not a pose: its rotation block has determinant -1"),
         ("x,y\n", r"cannot read targets as numbers: no rows of numbers"),
     ],
 )

@@ -190,7 +190,7 @@ class IKEnv(EnvBase):
                 f"state_at needs q of shape ({n}, {self.chain.dof}) and target of shape ({n}, 4, 4) "
                 f"for this environment of {n} arms; got {tuple(q.shape)} and {tuple(target.shape)}"
             )
-        check_poses(target, "target")
+        check_poses(target, "target[{}]")
         if not bool(torch.isfinite(q).all()):
             raise JointInputError(f"state_at: q has a value that is not finite (row {int(torch.nonzero(~torch.isfinite(q).all(-1))[0, 0])})")
         q = q.to(device=self.device, dtype=self.dtype)

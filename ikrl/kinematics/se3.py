@@ -363,16 +363,17 @@ def wrap_angle(x: Tensor) -> Tensor:
 
 
 #: How far from orthonormal (largest entry of ``R^T R - I``, and of the bottom row from
-#: ``0 0 0 1``) a pose may be, by dtype: float32 forward kinematics and poses read from text
-#: files are off by ~1e-6; a rotation scaled or sheared by a bug is off by far more.
-POSE_TOLERANCE = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-8}
+#: ``0 0 0 1``) a pose may be, by dtype: float32 forward kinematics is off by ~1e-6, and a
+#: text file written with six decimals by ~1e-6 in float64; a rotation scaled or sheared by
+#: a bug is off by far more.
+POSE_TOLERANCE = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-5}
 
 
-def check_poses(poses: Tensor, what: str = "targets") -> Tensor:
+def check_poses(poses: Tensor, what: str = "targets[{}]") -> Tensor:
     """``poses [..., 4, 4]``, checked to be rigid transforms: finite, the rotation block
     orthonormal with determinant +1 and the bottom row ``0 0 0 1``, within
     :data:`POSE_TOLERANCE` for their dtype; :class:`~ikrl.errors.NotAPoseError` names the
-    first that is not.
+    first that is not, ``what`` formatted with its index.
 
     >>> import torch
     >>> check_poses(torch.eye(4).expand(2, 4, 4)).shape
@@ -383,27 +384,27 @@ def check_poses(poses: Tensor, what: str = "targets") -> Tensor:
     ...
     ikrl.errors.NotAPoseError: targets[1] is not a pose: its rotation block is not orthonormal (largest entry of R^T R - I is 3; tolerance 0.0001 for float32)
     """
-    _check_trailing(poses, (4, 4), what)
+    _check_trailing(poses, (4, 4), what.format("").rstrip("[]: "))
     if not poses.numel():
         return poses
     flat = poses.reshape(-1, 4, 4)
     tolerance = POSE_TOLERANCE.get(poses.dtype, 1e-4)
 
-    def fail(index: Tensor, problem: str) -> NotAPoseError:
-        where = tuple(int(i) for i in torch.unravel_index(index, poses.shape[:-2])) if poses.dim() > 2 else ()
-        label = what + "".join(f"[{i}]" for i in where)
+    def fail(index: int, problem: str) -> NotAPoseError:
+        where = tuple(int(i) for i in torch.unravel_index(torch.tensor(index), poses.shape[:-2])) if poses.dim() > 3 else (index,)
+        label = what.format(", ".join(str(i) for i in where))
         return NotAPoseError(f"{label} is not a pose: {problem}")
 
     finite = torch.isfinite(flat).flatten(1).all(-1)
     if not bool(finite.all()):
-        raise fail(torch.nonzero(~finite)[0, 0], "it has an entry that is not finite")
+        raise fail(int(torch.nonzero(~finite)[0, 0]), "it has an entry that is not finite")
     rotation = flat[:, :3, :3]
     eye = torch.eye(3, dtype=flat.dtype, device=flat.device)
     off = (rotation.transpose(-1, -2) @ rotation - eye).abs().flatten(1).amax(-1)
     if bool((off > tolerance).any()):
         index = int(torch.nonzero(off > tolerance)[0, 0])
         raise fail(
-            torch.tensor(index),
+            index,
             f"its rotation block is not orthonormal (largest entry of R^T R - I is {float(off[index]):.3g}; "
             f"tolerance {tolerance:g} for {str(poses.dtype).removeprefix('torch.')})",
         )
@@ -412,8 +413,8 @@ def check_poses(poses: Tensor, what: str = "targets") -> Tensor:
     if bool(wrong.any()):
         index = int(torch.nonzero(wrong)[0, 0])
         row = " ".join(f"{float(v):g}" for v in flat[index, 3])
-        raise fail(torch.tensor(index), f"its bottom row is {row}, not 0 0 0 1")
+        raise fail(index, f"its bottom row is {row}, not 0 0 0 1")
     det = torch.linalg.det(rotation)
     if bool((det < 0).any()):
-        raise fail(torch.nonzero(det < 0)[0, 0], "its rotation block has determinant -1 (a reflection, not a rotation)")
+        raise fail(int(torch.nonzero(det < 0)[0, 0]), "its rotation block has determinant -1 (a reflection, not a rotation)")
     return poses

@@ -473,7 +473,7 @@ def _check_targets(chain: KinematicChain, targets: Tensor) -> Tensor:
         raise ShapeError(f"targets must be poses of shape (N, 4, 4); got {shape}")
     # Checked in the caller's dtype, before any rounding: a pose that is not one would be
     # "solved" against a meaningless rotation error.
-    check_poses(targets, "targets")
+    check_poses(targets, "targets[{}]")
     return targets.to(device=chain.device, dtype=chain.dtype)
 
 

@@ -25,16 +25,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ikrl.errors import TargetsFileError
+from ikrl.errors import NotAPoseError, TargetsFileError
 from ikrl.kinematics.protocol import KinematicChain, random_joints
-from ikrl.kinematics.se3 import quaternion_to_matrix
+from ikrl.kinematics.se3 import check_poses, quaternion_to_matrix
 from ikrl.solver.pool import SolveResult
 
 __all__ = ["SOLUTION_SUFFIXES", "TARGET_SUFFIXES", "load_targets", "random_targets", "write_solutions"]
 
 TARGET_SUFFIXES = (".npy", ".csv", ".pt")
 SOLUTION_SUFFIXES = (".csv", ".npz", ".npy")
-#: How far a read rotation may be from orthonormal, or a quaternion from unit length.
+#: How far a read quaternion may be from unit length (poses: kinematics.se3.POSE_TOLERANCE).
 _TOLERANCE = 1e-5
 
 
@@ -135,18 +135,10 @@ def _from_quaternions(path: Path, values: Tensor) -> Tensor:
 
 def _from_matrices(path: Path, values: Tensor) -> Tensor:
     poses = values.reshape(-1, 4, 4)
-    bottom = (poses[:, 3] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)).abs().amax(-1)
-    rotation = poses[:, :3, :3]
-    gap = (rotation.transpose(-1, -2) @ rotation - torch.eye(3, dtype=torch.float64)).abs().amax((-1, -2))
-    det = torch.linalg.det(rotation)
-    for name, wrong in (
-        ("bottom row is not 0 0 0 1", bottom > _TOLERANCE),
-        (f"rotation is not orthonormal (R^T R differs from I by more than {_TOLERANCE:g})", gap > _TOLERANCE),
-        ("rotation is a reflection (determinant -1)", det < 0),
-    ):
-        if bool(wrong.any()):
-            raise TargetsFileError(f"{path}: row {int(torch.nonzero(wrong)[0])}'s {name}; each row must be a pose")
-    return poses
+    try:
+        return check_poses(poses, f"{path}: row {{}}")
+    except NotAPoseError as error:
+        raise TargetsFileError(f"{error}; each row must be a pose") from None
 
 
 def write_solutions(path: str | Path, chain: KinematicChain, result: SolveResult) -> Path:
