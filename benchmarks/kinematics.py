@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ import ikrl_robots
 import torch
 
 import ikrl
+from ikrl.util.timing import alternating_times
 
 ROBOTS = ["dobot_cr5", "panda"]
 FK_BATCH = 65_536
@@ -33,26 +33,12 @@ LATENCY_BAR_US = 100.0
 
 
 def best_seconds(fns: list[Callable[[], object]], repeats: int, rounds: int = 5, min_total: float = 1.0) -> list[float]:
-    """Best wall time of each function, over blocks of warm calls that alternate.
-
-    Each round calls every function ``repeats`` times in a row (a warm loop, as a solver
-    runs it); rounds repeat until there are ``rounds`` of them and ``min_total`` seconds
-    have passed. The best call counts, not the mean or median: on a shared virtual
-    machine other tenants only ever add time, so the minimum is the figure that repeats
-    from run to run (timeit's advice), and alternating blocks spread bursts of noise over
-    both libraries.
-    """
-    times: list[list[float]] = [[] for _ in fns]
-    done = 0
-    while done < rounds or sum(map(sum, times)) < min_total:
-        for fn, record in zip(fns, times, strict=True):
-            for _ in range(3):
-                fn()
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                record.append(time.perf_counter() - start)
-        done += 1
+    """Best wall time of each function, over blocks of warm calls that alternate
+    (:func:`ikrl.util.timing.alternating_times`: ``rounds`` rounds of 3 warm-up calls and
+    ``repeats`` timed calls each, at least ``min_total`` seconds). The best call counts: on
+    a shared virtual machine other tenants only ever add time, so the minimum is the figure
+    that repeats from run to run (timeit's advice)."""
+    times = alternating_times(fns, calls=repeats, rounds=rounds, warmup=3, min_total=min_total)
     return [min(record) for record in times]
 
 

@@ -56,6 +56,7 @@ import ikrl
 from ikrl.kinematics.protocol import bounds
 from ikrl.kinematics.se3 import pose_errors
 from ikrl.solver.pool import solve
+from ikrl.util.timing import alternating_times
 
 ROBOTS = ["dobot_cr5", "panda", "ur5"]
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -116,14 +117,9 @@ def score(chain64: ikrl.Chain, q: torch.Tensor, targets: torch.Tensor) -> dict[s
 
 
 def best_seconds(fns: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Best wall time of each function over ``repeats`` warm calls, alternating between them."""
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, record in zip(fns, times, strict=True):
-            start = time.perf_counter()
-            fn()
-            record.append(time.perf_counter() - start)
-    return [min(record) for record in times]
+    """Best wall time of each function over ``repeats`` warm calls, alternating between them
+    (:func:`ikrl.util.timing.alternating_times`)."""
+    return [min(record) for record in alternating_times(fns, rounds=repeats)]
 
 
 def summary(judged: dict[str, torch.Tensor]) -> dict:
