@@ -265,6 +265,14 @@ def test_a_parallel_run_resumes_with_its_goal_network_where_it_stopped(tmp_path)
     assert after["goal_steps"] > before["goal_steps"] > 0
 
 
+def test_a_budget_with_steps_keeps_the_goal_network_in_this_process(tmp_path):
+    config = TrainConfig(minutes=5, steps=3 * 16 * 3, batch_size=16, eval_targets=8, params={"heads": 1, "goal_width": 8, "goal_depth": 1}, hidden=(8,))
+    assert config.processes == 1
+    result = train(SPEC, config, tmp_path, progress=False, logger="none")
+    progress = load_checkpoint(result.checkpoint).progress
+    assert progress["goal_parallel"] == 0.0 and progress["goal_steps"] == 3 and result.train_seconds < 60
+
+
 def test_a_failed_worker_is_a_training_error_with_its_log(tmp_path, monkeypatch):
     import ikrl.rl.training.goal as goal
 

@@ -134,8 +134,9 @@ class GoalTraining:
 
     @staticmethod
     def processes(minutes: float | None, params: dict[str, Any]) -> int:
-        """Processes a run keeps busy: 2 with a budget in minutes and ``parallel`` (the goal
-        network's worker), else 1. An ablation grid runs cores // this many cells at once."""
+        """Processes a run keeps busy: 2 with a budget in minutes only (``minutes`` is None
+        when steps are in the budget) and ``parallel`` (the goal network's worker), else 1.
+        An ablation grid runs cores // this many cells at once."""
         return 2 if minutes is not None and params.get("parallel", True) else 1
 
     @classmethod
@@ -163,8 +164,10 @@ class GoalTraining:
     # ------------------------------------------------------------------ schedules
 
     def set_budget(self, seconds: float | None, steps: int | None) -> None:
-        """The run's budget: CPU seconds (the worker gets as many) and/or environment steps."""
-        self.budget_seconds = seconds
+        """The run's budget: CPU seconds (the worker gets as many) and/or environment steps.
+        With steps in the budget the run may end before its seconds are spent, so the goal
+        network then trains in this process, in step with the corrector."""
+        self.budget_seconds = seconds if steps is None else None
 
     def set_progress(self, fraction: float) -> None:
         self.progress = min(max(float(fraction), 0.0), 1.0)

@@ -113,7 +113,7 @@ class TrainConfig:
         """Processes one run of this config keeps busy: the algorithm's ``processes(minutes,
         params)`` when it declares one (``goal`` starts a worker), else 1."""
         count = getattr(default_registry().algorithm(self.algorithm).factory, "processes", None)
-        found = count(self.budget_minutes, self.params) if callable(count) else 1
+        found = count(self.budget_minutes if self.steps is None else None, self.params) if callable(count) else 1
         if isinstance(found, bool) or not isinstance(found, int) or found < 1:
             raise PluginError(f"algorithm {self.algorithm!r}: processes(minutes, params) must return a positive int; got {found!r}")
         return found
