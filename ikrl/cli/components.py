@@ -61,7 +61,7 @@ def demo(
 def list_components(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")] = False,
 ) -> None:
-    """List the installed robots, rewards, samplers and transforms, and who provides each."""
+    """List the installed robots, rewards, samplers, transforms and training algorithms, and who provides each."""
     from ikrl.extend.registry import default_registry
 
     components = default_registry().components()
