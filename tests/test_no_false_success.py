@@ -106,3 +106,19 @@ def test_poses_written_with_six_decimals_are_still_poses(tmp_path):
     np.savetxt(path, rounded.reshape(50, 16).numpy(), delimiter=",", fmt="%.6f")
     poses = load_targets(path)
     assert bool(ikrl.solve(chain, poses).success.all())
+
+
+def test_nan_is_written_as_json_null_and_read_back_as_missing(tmp_path):
+    import json
+
+    from ikrl.rl.evaluate import Evaluation
+
+    far = torch.full((4,), 1.0)
+    evaluation = Evaluation(far, far, torch.full((4,), -1), 1.0, 1, 100)  # nothing succeeded: no mean steps
+    path = evaluation.to_json(tmp_path / "eval.json")
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    record = json.loads(path.read_text(), parse_constant=refuse)
+    assert record["mean_steps_to_success"] is None and record["success_5mm_2deg"] == 0.0

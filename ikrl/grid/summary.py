@@ -110,9 +110,9 @@ def summarize(out_dir: Path | str) -> Summary:
             continue
         evaluation, seconds = read_finished(folder)
         numbers = {
-            k: float(v)
+            k: math.nan if v is None else float(v)  # eval.json writes NaN as null
             for k, v in evaluation.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in _NOT_METRICS
+            if (v is None or isinstance(v, (int, float))) and not isinstance(v, bool) and k not in _NOT_METRICS
         }
         if seconds is not None:
             numbers[TRAIN_SECONDS] = float(seconds)

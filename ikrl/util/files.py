@@ -13,6 +13,7 @@ Examples:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,26 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON (``default=str`` for paths and the like) atomically."""
-    return atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+    """Write ``data`` as indented JSON (``default=str`` for paths and the like) atomically.
+    NaN and infinities, which JSON has no words for, are written as ``null``.
+
+    >>> import json, pathlib, tempfile
+    >>> path = atomic_write_json(pathlib.Path(tempfile.mkdtemp()) / "a.json", {"x": float("nan"), "y": [1.5]})
+    >>> json.loads(path.read_text())
+    {'x': None, 'y': [1.5]}
+    """
+    return atomic_write_text(path, json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None, through dicts, lists and tuples."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def unused_path(folder: str | Path, stem: str, suffix: str) -> Path:
