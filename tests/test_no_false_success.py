@@ -122,3 +122,19 @@ def test_nan_is_written_as_json_null_and_read_back_as_missing(tmp_path):
 
     record = json.loads(path.read_text(), parse_constant=refuse)
     assert record["mean_steps_to_success"] is None and record["success_5mm_2deg"] == 0.0
+
+
+def test_training_into_a_finished_run_is_refused_unless_resumed_or_overwritten(tmp_path):
+    from ikrl.errors import CheckpointError
+    from ikrl.rl.checkpoint import load_checkpoint
+    from ikrl.rl.training.run import train
+
+    small = TrainConfig(steps=3 * 16, batch_size=16, eval_targets=8, params={"heads": 1, "goal_width": 8, "goal_depth": 1}, hidden=(8,))
+    train("panda+weighted_pose+sincos", small, tmp_path, progress=False, logger="none")
+    (tmp_path / "eval-held-out.json").write_text("{}")  # an evaluation of the old run
+    with pytest.raises(CheckpointError, match=r"already holds a run \(checkpoint.pt, config.json, metrics.csv, curves.png, eval.json\): resume it"):
+        train("panda+weighted_pose+sincos", small, tmp_path, progress=False, logger="none")
+    train("panda+weighted_pose+sincos", small.replace(steps=3 * 16 * 2), tmp_path, resume=tmp_path, progress=False, logger="none")
+    assert load_checkpoint(tmp_path).progress["steps"] == 3 * 16 * 2
+    train("dobot_cr5+weighted_pose+sincos", small, tmp_path, overwrite=True, progress=False, logger="none")
+    assert load_checkpoint(tmp_path).robot["name"] == "dobot_cr5" and (tmp_path / "eval-held-out.json").is_file()

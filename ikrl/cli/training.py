@@ -47,6 +47,7 @@ def train(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda.")] = "cpu",
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<spec>-<algorithm>-seed<seed>).")] = None,
     resume: Annotated[Path | None, typer.Option(help="A checkpoint or run folder to continue training from.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a run already in the folder (default: refuse).")] = False,
     logger: Annotated[str, typer.Option(help="csv, tensorboard or none (TorchRL's logger, in <out>/logs).")] = "csv",
     param: Annotated[list[str] | None, typer.Option(help="An algorithm hyperparameter, NAME=VALUE (repeatable).")] = None,
     eval_targets: Annotated[int, typer.Option(min=1, help="Held-out targets of the final evaluation.")] = 1000,
@@ -67,7 +68,7 @@ def train(
     )  # fmt: skip
     folder = out or Path("runs") / f"{spec_slug(spec)}-{algorithm}-seed{seed}"
     console.print(f"training {spec} with {algorithm} into {folder}", highlight=False)
-    result = run_training(spec, config, folder, resume=resume, progress=progress, logger=logger)
+    result = run_training(spec, config, folder, resume=resume, overwrite=overwrite, progress=progress, logger=logger)
     evaluation = json.loads((result.run_dir / "eval.json").read_text())
     _print_evaluation(evaluation, title=f"{evaluation['spec']} ({algorithm}, {result.train_seconds / 60:.1f} min, {result.steps:,} steps)")
     console.print(f"run folder: {result.run_dir} (checkpoint.pt, curves.png, eval.json)", highlight=False)

@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from ikrl.errors import BadParameterError, CheckpointMismatchError, PluginError
+from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError, PluginError
 from ikrl.extend.components import Algorithm, zero_on_target
 from ikrl.extend.registry import default_registry
 from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
@@ -172,6 +172,7 @@ def train(
     run_dir: str | Path,
     *,
     resume: str | Path | None = None,
+    overwrite: bool = False,
     progress: bool = True,
     logger: str = "csv",
     on_log: Callable[[dict[str, float]], None] | None = None,
@@ -179,8 +180,10 @@ def train(
     """Train a policy for ``spec``; see the module docstring for what the run folder holds.
 
     ``resume`` is a checkpoint (or run folder) to continue from: same spec, same kinematics;
-    the budget counts what it had already used. ``logger`` is ``csv``, ``tensorboard`` or
-    ``none``. Returns the run's :class:`RunResult`.
+    the budget counts what it had already used. A ``run_dir`` that already holds a run is
+    refused unless it is resumed or ``overwrite`` is given (which deletes that run's files
+    first, so no file of the old run stays beside the new one). ``logger`` is ``csv``,
+    ``tensorboard`` or ``none``. Returns the run's :class:`RunResult`.
     """
     from ikrl.env.make import make_env
 
@@ -188,6 +191,7 @@ def train(
     # (an ablation's head node) and run where it is.
     device = check_device(config.device)
     run_dir = Path(run_dir)
+    _claim(run_dir, resume, overwrite)
     run_dir.mkdir(parents=True, exist_ok=True)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -313,6 +317,29 @@ def train(
     } | summary()
     final.to_json(run_dir / "eval.json")
     return RunResult(run_dir, saved, final.metrics(), budget.seconds, budget.steps)
+
+
+#: What a run writes into its folder (removed by ``overwrite``; evaluations' own files stay).
+RUN_FILES = ("checkpoint.pt", "config.json", "metrics.csv", "curves.png", "eval.json")
+
+
+def _claim(run_dir: Path, resume: str | Path | None, overwrite: bool) -> None:
+    """Refuse to train over an earlier run unless resuming it or told to overwrite it."""
+    held = [name for name in RUN_FILES if (run_dir / name).exists()]
+    if not held:
+        return
+    if resume is not None and Path(resume).resolve() in (run_dir.resolve(), (run_dir / "checkpoint.pt").resolve()):
+        return
+    if not overwrite:
+        raise CheckpointError(
+            f"{run_dir} already holds a run ({', '.join(held)}): resume it (--resume {run_dir}), "
+            f"replace it (--overwrite), or train into another folder (--out)"
+        )
+    import shutil
+
+    for name in held:
+        (run_dir / name).unlink()
+    shutil.rmtree(run_dir / "logs", ignore_errors=True)
 
 
 def new_policy(factory: Any, env, config: TrainConfig) -> torch.nn.Module:
