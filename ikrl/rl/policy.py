@@ -21,8 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from ikrl.errors import BadParameterError
+from ikrl.extend.components import zero_on_target
 
-__all__ = ["ACTIVATIONS", "Policy", "act", "as_module"]
+__all__ = ["ACTIVATIONS", "Policy", "act", "as_module", "goal_features"]
 
 #: Activation functions a policy may use, by name (the name is what checkpoints store).
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -153,3 +154,16 @@ def as_module(policy: nn.Module):
     from tensordict.nn import TensorDictModule
 
     return TensorDictModule(policy, in_keys=list(getattr(policy, "in_keys", ("observation",))), out_keys=["action"])
+
+
+def goal_features(env) -> tuple[int, ...]:
+    """Observation columns of the transforms that declare ``zero_on_target`` (the error
+    twist): what :class:`Policy` anchors on, and what the goal policy's corrector multiplies
+    rather than sees."""
+    columns, start = [], 0
+    for _, transform in env.transforms:
+        size = transform.size(env.chain)
+        if zero_on_target(transform):
+            columns.extend(range(start, start + size))
+        start += size
+    return tuple(columns)

@@ -38,11 +38,11 @@ import torch
 from torch import Tensor, nn
 
 from ikrl.errors import TrainingError
-from ikrl.extend.components import zero_on_target
 from ikrl.kinematics.protocol import into_limits
 from ikrl.rl.goal.corrector import Corrector
 from ikrl.rl.goal.heads import GoalNet
 from ikrl.rl.goal.policy import GoalPolicy
+from ikrl.rl.policy import goal_features
 from ikrl.rl.training.goal_heads import HeadsTraining, load_part, save_part
 from ikrl.rl.training.schedules import cosine_lr
 from ikrl.util.checks import check_int, check_number
@@ -54,15 +54,10 @@ POLL_EVERY = 25
 
 
 def corrector_columns(env) -> tuple[int, ...]:
-    """The observation columns the corrector's learned gain sees: all but those of transforms
-    that declare ``zero_on_target`` (the error twist), which the gain multiplies instead."""
-    columns, start = [], 0
-    for _, transform in env.transforms:
-        size = transform.size(env.chain)
-        if not zero_on_target(transform):
-            columns.extend(range(start, start + size))
-        start += size
-    return tuple(columns)
+    """The observation columns the corrector's learned gain sees: all but the
+    :func:`~ikrl.rl.policy.goal_features` (the error twist), which the gain multiplies instead."""
+    vanishing = set(goal_features(env))
+    return tuple(c for c in range(env.observation_spec["observation"].shape[-1]) if c not in vanishing)
 
 
 class GoalTraining:

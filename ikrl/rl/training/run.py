@@ -38,11 +38,11 @@ from typing import Any
 import torch
 
 from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError, PluginError
-from ikrl.extend.components import Algorithm, zero_on_target
+from ikrl.extend.components import Algorithm
 from ikrl.extend.registry import default_registry
 from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
 from ikrl.rl.evaluate import evaluate, evaluate_policy
-from ikrl.rl.policy import Policy
+from ikrl.rl.policy import Policy, goal_features
 from ikrl.util.checks import check_device
 from ikrl.util.metrics import METRICS
 from ikrl.util.progress import ProgressBar
@@ -350,18 +350,6 @@ def new_policy(factory: Any, env, config: TrainConfig) -> torch.nn.Module:
         return policy_for(env, hidden=config.hidden, seed=config.seed, **config.params)
     size = env.observation_spec["observation"].shape[-1]
     return Policy(size, env.max_delta, hidden=config.hidden, goal_features=goal_features(env))
-
-
-def goal_features(env) -> tuple[int, ...]:
-    """Observation columns of the transforms that declare ``zero_on_target`` (the error
-    twist), for :class:`~ikrl.rl.policy.Policy`'s anchoring."""
-    columns, start = [], 0
-    for _, transform in env.transforms:
-        size = transform.size(env.chain)
-        if zero_on_target(transform):
-            columns.extend(range(start, start + size))
-        start += size
-    return tuple(columns)
 
 
 # ---------------------------------------------------------------------- logging
