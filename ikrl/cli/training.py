@@ -109,14 +109,13 @@ def evaluate_command(
     """
     from ikrl.rl.checkpoint import load_checkpoint
     from ikrl.rl.evaluate import evaluate, evaluate_heads
-    from ikrl.solver.targets import load_targets
     from ikrl.util.files import unused_path
 
     if threads is not None:
         torch.set_num_threads(threads)
     if out is not None and out.exists():
         raise BadParameterError(f"--out {out} exists: ikrl never overwrites a result; give another path or remove it")
-    count, poses = _count_or_poses(targets, load_targets)
+    count, poses = _count_or_poses(targets)
     checkpoint = load_checkpoint(run)
     if goal_only and (poses is not None or spec_sampler or swarm > 1 or refine):
         raise BadParameterError("--goal-only evaluates the goal network on held-out targets: without --swarm, --refine, --spec-sampler or a targets file")
@@ -153,8 +152,10 @@ def evaluate_command(
     console.print(f"written: {path}", highlight=False)
 
 
-def _count_or_poses(targets: str, load_targets) -> tuple[int, torch.Tensor | None]:
+def _count_or_poses(targets: str) -> tuple[int, torch.Tensor | None]:
     """``--targets``: a positive count of held-out targets, or a file of poses."""
+    from ikrl.solver.targets import load_targets
+
     if targets.isdigit() and not Path(targets).exists():
         if int(targets) < 1:
             raise BadParameterError(f"--targets must be a positive count or a file of poses; got {targets!r}")

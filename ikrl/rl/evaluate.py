@@ -137,10 +137,8 @@ def evaluate(
         if not isinstance(poses, Tensor) or poses.dim() != 3 or tuple(poses.shape[1:]) != (4, 4) or len(poses) == 0:
             raise BadParameterError(f"poses must be target poses of shape (T, 4, 4); got {getattr(poses, 'shape', type(poses).__name__)}")
         targets = len(poses)
-    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
-        raise BadParameterError(f"targets must be a positive int; got {targets!r}")
-    if isinstance(swarm, bool) or not isinstance(swarm, int) or swarm < 1:
-        raise BadParameterError(f"swarm must be a positive int (starts per target); got {swarm!r}")
+    _check_count("targets", targets)
+    _check_count("swarm", swarm, " (starts per target)")
     env = checkpoint.make_env(batch_size=targets * swarm, seed=seed, device=device)
     policy = checkpoint.policy(device, env.chain)
     return evaluate_policy(
@@ -213,8 +211,7 @@ def evaluate_heads(checkpoint, *, targets: int = 1000, device: str = "cpu", seed
     holds the mean errors, the figure goal-network papers (IKFlow) report."""
     if checkpoint.policy_kind != "goal":
         raise BadParameterError(f"only a goal policy has a goal network; this checkpoint holds a {checkpoint.policy_kind!r} policy")
-    if isinstance(targets, bool) or not isinstance(targets, int) or targets < 1:
-        raise BadParameterError(f"targets must be a positive int; got {targets!r}")
+    _check_count("targets", targets)
     env = checkpoint.make_env(batch_size=1, seed=seed, device=device)
     chain = env.chain
     policy = checkpoint.policy(device, chain)
@@ -234,6 +231,11 @@ def evaluate_heads(checkpoint, *, targets: int = 1000, device: str = "cpu", seed
         "refine_steps": policy.refine_steps,
     }
     return Evaluation(position, rotation, first, seconds, 1, 0, spec=checkpoint.spec, extra=extra, seed=seed, answers=answers)
+
+
+def _check_count(name: str, value: object, meaning: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise BadParameterError(f"{name} must be a positive int{meaning}; got {value!r}")
 
 
 def _refined(evaluation: Evaluation, chain, target: Tensor) -> Evaluation:
