@@ -62,7 +62,7 @@ def test_goal_heads_stay_inside_the_joint_box_even_with_huge_outputs(env):
 
 
 def test_goal_net_refuses_bad_structure():
-    with pytest.raises(BadParameterError, match="goal net: heads must be a positive int; got 0"):
+    with pytest.raises(BadParameterError, match="goal net: heads must be an int >= 1; got 0"):
         GoalNet([-1.0], [1.0], heads=0)
     with pytest.raises(BadParameterError, match="upper > lower"):
         GoalNet([1.0], [-1.0])

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ikrl.errors import BadParameterError
+from ikrl.util.checks import check_int
 
 __all__ = ["Corrector", "damped_least_squares"]
 
@@ -60,8 +61,7 @@ class Corrector(nn.Module):
         super().__init__()
         max_delta = torch.as_tensor(max_delta, dtype=torch.float32).flatten().clone()
         hidden = tuple(hidden)
-        if isinstance(feature_size, bool) or not isinstance(feature_size, int) or feature_size < 1:
-            raise BadParameterError(f"corrector: feature_size must be a positive int; got {feature_size!r}")
+        check_int("corrector", "feature_size", feature_size, low=1)
         if max_delta.numel() < 1 or not bool((max_delta > 0).all() & torch.isfinite(max_delta).all()):
             raise BadParameterError(f"corrector: max_delta must hold one positive finite number per joint; got {max_delta.tolist()}")
         if not hidden or not all(isinstance(h, int) and h > 0 for h in hidden):

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.se3 import pose_errors
+from ikrl.util.checks import check_int
 from ikrl.util.metrics import TOLERANCES
 
 __all__ = ["GoalNet", "angular_joints", "heads_loss", "pose_score", "wide_joints"]
@@ -98,8 +99,7 @@ class GoalNet(nn.Module):
         if not bool(torch.isfinite(lower).all() & torch.isfinite(upper).all()):
             raise BadParameterError("goal net: joint bounds must be finite (use kinematics.bounds(chain))")
         for name, value in (("heads", heads), ("width", width), ("depth", depth)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise BadParameterError(f"goal net: {name} must be a positive int; got {value!r}")
+            check_int("goal net", name, value, low=1)
         self.dof, self.heads, self.width, self.depth = lower.numel(), heads, width, depth
         angular = angular_joints(lower, upper)
         self.register_buffer("lower", lower)

@@ -34,6 +34,7 @@ from ikrl.kinematics.protocol import into_limits
 from ikrl.kinematics.se3 import error_twist
 from ikrl.rl.goal.corrector import Corrector, damped_least_squares
 from ikrl.rl.goal.heads import GoalNet, pose_score, wide_joints
+from ikrl.util.checks import check_int
 
 __all__ = ["GoalPolicy"]
 
@@ -82,8 +83,7 @@ class GoalPolicy(nn.Module):
             raise BadParameterError(f"goal policy: goal net ({goal.dof}), corrector ({corrector.dof}) and chain ({chain.dof}) joints differ")
         if not (switch > 0 and gate[0] >= 0 and gate[1] >= 0):
             raise BadParameterError(f"goal policy: need switch > 0 and gate >= 0; got switch={switch}, gate={gate}")
-        if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
-            raise BadParameterError(f"goal policy: refine_steps must be an int >= 0; got {refine_steps!r}")
+        check_int("goal policy", "refine_steps", refine_steps, low=0)
         self.goal, self.corrector, self.chain = goal, corrector, chain
         self.feature_columns, self.observation_size = columns, observation_size
         self.switch, self.gate, self.refine_steps = float(switch), (float(gate[0]), float(gate[1])), refine_steps
