@@ -71,3 +71,50 @@ def test_check_fails_with_one_line():
     result = runner.invoke(app, ["check", "dobot_cr5+"])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
     assert "expected a name" in result.output
+
+
+def test_check_says_whether_the_reward_has_a_gradient():
+    result = runner.invoke(app, ["check", "panda+sparse", "--steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert "gradients: the reward sparse(bonus=1.0) has none; algorithms that back-propagate through it (apg, goal) refuse it: train with --algorithm sac" in result.output
+    result = runner.invoke(app, ["check", "panda+progress", "--steps", "2"])
+    assert "gradients: the reward has a gradient in the action, so every algorithm can train on it" in result.output
+    assert "one seed gives the same rollout twice" in result.output
+
+
+def _with_plugin(monkeypatch, **hooks):
+    import ikrl
+    from ikrl.extend import registry as registry_module
+    from ikrl.extend.plugins import load_plugins
+
+    plugin = type("Lab", (), {name: staticmethod(ikrl.hookimpl(lambda f=f: f)) for name, f in hooks.items()})
+    monkeypatch.setattr(registry_module, "_default", registry_module.Registry.from_plugins(load_plugins(autoload=False, extra=[(plugin, "lab")])))
+
+
+def test_check_finds_a_reward_that_does_not_repeat(monkeypatch):
+    import numpy as np
+
+    class Noisy:
+        def __call__(self, before, after, success):
+            return -after.position + float(np.random.default_rng().random())
+
+    _with_plugin(monkeypatch, ikrl_rewards={"noisy": Noisy})
+    result = runner.invoke(app, ["check", "panda+noisy", "--steps", "2"])
+    assert result.exit_code == 1
+    assert result.output.strip() == (
+        "error: panda+noisy+uniform+raw+target+error: two environments seeded with 0 gave different rollouts: "
+        "a component draws random numbers outside the generator the environment passes its sampler"
+    )
+
+
+def test_check_names_the_plugin_and_its_line_when_it_raises(monkeypatch):
+    class Typo:
+        def __call__(self, before, after, success):
+            return -after.positon
+
+    _with_plugin(monkeypatch, ikrl_rewards={"typo": Typo})
+    result = runner.invoke(app, ["check", "panda+typo"])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    line = Typo.__call__.__code__.co_firstlineno + 1
+    assert result.output.startswith("error: reward 'typo' (<registered in code>) raised AttributeError: 'PoseError' object has no attribute 'positon'")
+    assert result.output.strip().endswith(f"test_cli.py:{line}, in __call__)")

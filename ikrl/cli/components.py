@@ -104,14 +104,40 @@ def check(
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # its "succeeded" line would repeat ours
     try:
-        env = make_env(spec, batch_size=batch_size, seed=seed, dtype=torch.float64 if float64 else torch.float32)
+        dtype = torch.float64 if float64 else torch.float32
+        env = make_env(spec, batch_size=batch_size, seed=seed, dtype=dtype)  # runs the components' trial
         check_env_specs(env, seed=seed)
         rollout = env.rollout(steps, break_when_any_done=False)
+        twins = [make_env(spec, batch_size=batch_size, seed=seed, dtype=dtype) for _ in range(2)]
+        repeats = _repeats(twins[0], twins[1], steps)
+        action_gradient = _action_gradient(env)
     except Exception as error:  # a checker: every failure, ours or a plugin's, is one line
         message = " ".join(str(error).split())
         kind = "" if isinstance(error, IkrlError) else f"{type(error).__name__}: "
         raise _fail(f"{kind}{message}") from None
+    if not repeats:
+        raise _fail(
+            f"{env.resolved_spec}: two environments seeded with {seed} gave different rollouts: "
+            "a component draws random numbers outside the generator the environment passes its sampler"
+        )
     console.print(f"[bold green]ok[/] {env.resolved_spec}")
+    console.print(
+        "components: the sampler, transforms and reward returned what their protocols say (one trial "
+        "draw and step); one seed gives the same rollout twice"
+    )
+    if env.reward_differentiable and action_gradient:
+        console.print("gradients: the reward has a gradient in the action, so every algorithm can train on it")
+    else:
+        from ikrl.extend.registry import default_registry
+        from ikrl.rl.training.gradients import needs_reward_gradient
+
+        algorithms = default_registry().components("algorithm")
+        need = ", ".join(c.name for c in algorithms if needs_reward_gradient(c.factory))
+        others = " or ".join(c.name for c in algorithms if not needs_reward_gradient(c.factory)) or "another reward"
+        console.print(
+            f"[bold yellow]gradients: the reward {env.reward_shape!r} has none[/]; algorithms that back-propagate "
+            f"through it ({need}) refuse it: train with --algorithm {others}"
+        )
     table = Table(show_header=True)
     for column in ("entry", "shape", "dtype", "spec"):
         table.add_column(column)
@@ -129,3 +155,28 @@ def check(
         f"final position error median {final['position_error'].median():.3g} m, "
         f"rotation error median {final['rotation_error'].median():.3g} rad"
     )
+
+
+def _repeats(env: Any, twin: Any, steps: int) -> bool:
+    """Whether two fresh environments built with one seed give the same rollout (zero actions)."""
+    def rollout(e: Any) -> Any:
+        td = e.reset()
+        for _ in range(min(steps, 5)):
+            td["action"] = torch.zeros_like(td["q"])
+            td = e.step(td)["next"]
+        return td
+
+    first, second = rollout(env), rollout(twin)
+    return all(torch.equal(first[k], second[k]) for k in ("q", "target", "observation", "reward"))
+
+
+def _action_gradient(env: Any) -> bool:
+    """Whether one step's reward has a non-zero gradient in the action (through the kinematics)."""
+    td = env.reset()
+    action = (0.5 * env.action_spec.rand()).requires_grad_(True)
+    td["action"] = action
+    reward = env.step(td)["next", "reward"]
+    if not reward.requires_grad:
+        return False
+    (gradient,) = torch.autograd.grad(reward.sum(), action, allow_unused=True)
+    return gradient is not None and bool((gradient != 0).any())

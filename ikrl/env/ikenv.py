@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import numpy as np
 import torch
@@ -45,6 +46,8 @@ from torchrl.envs import EnvBase
 
 from ikrl.errors import BadParameterError, IkrlError, JointInputError, ShapeError
 from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
+from ikrl.extend.guard import guard
+from ikrl.extend.trial import check_shows, trial
 from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
 from ikrl.kinematics.se3 import check_poses, error_and_distances
 from ikrl.spec.grammar import EnvSpec
@@ -102,16 +105,24 @@ class IKEnv(EnvBase):
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
         self.chain = chain.to(device=device, dtype=dtype)
         self.dtype = dtype
-        self.reward_shape = reward
-        self.sampler = sampler
-        self.transforms = tuple(transforms)
+        # Guarded: an exception in a plugin's code names the plugin and its line (ikrl.extend.guard).
+        self.reward_shape = guard(reward, f"reward {type(reward).__name__}")
+        self.sampler = guard(sampler, f"sampler {type(sampler).__name__}")
+        self.transforms = tuple((name, guard(t, f"transform {name!r}")) for name, t in transforms)
+        for _, transform in self.transforms:
+            check_shows(transform, transform.origin)
         self.max_steps = max_steps
         self.position_tolerance = position_tolerance
         self.rotation_tolerance = rotation_tolerance
         self.resolved_spec = spec
         self.max_delta = _per_joint(max_delta, self.chain, dtype, device)
+        #: Whether the reward carries a gradient to the joint values: gradient-based training
+        #: (``apg``, ``goal``) needs one. The trial (:func:`ikrl.extend.trial.trial`) also checks
+        #: every component's output once, here, rather than at the first reset or step.
+        self.reward_differentiable = trial(
+            self.chain, self.reward_shape, self.sampler, cast("tuple[tuple[str, ObservationTransform], ...]", self.transforms)
+        ).reward_differentiable
         self._make_specs()
-        self._try_sampler()
         self.set_seed(seed if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
 
     # ------------------------------------------------------------------ specs
@@ -142,18 +153,6 @@ class IKEnv(EnvBase):
             done=Categorical(**flag), terminated=Categorical(**flag), truncated=Categorical(**flag),
             shape=torch.Size((n,)), device=self.device,
         )  # fmt: skip
-
-    def _try_sampler(self) -> None:
-        """Draw once from the sampler with a throwaway generator, so that a sampler which
-        cannot serve this chain (a targets file of the wrong width, say) fails here, at
-        construction, rather than at the first reset."""
-        start, target = self.sampler(self.chain, 1, torch.Generator(device=self.device).manual_seed(0))
-        for name, value in (("start", start), ("target", target)):
-            if tuple(value.shape) != (1, self.chain.dof):
-                raise BadParameterError(
-                    f"the sampler returned {name} joint values of shape {tuple(value.shape)}; "
-                    f"expected (n, {self.chain.dof}) for {self.chain.name!r}"
-                )
 
     # ------------------------------------------------------------------ dynamics
 
@@ -222,7 +221,7 @@ class IKEnv(EnvBase):
         self._last = (q.detach(), out["target"].detach())
         after = PoseError(out["error"], out["position_error"].squeeze(-1), out["rotation_error"].squeeze(-1))
         success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
-        out["reward"] = self.reward_shape(before, after, success).reshape(-1, 1).to(self.dtype)
+        out["reward"] = self.reward_shape(before, after, success).reshape(-1, 1)  # [N] in dtype: checked by the trial
         step_count = tensordict["step_count"] + 1
         out["step_count"] = step_count
         terminated = success.reshape(-1, 1)

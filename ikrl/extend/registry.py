@@ -24,7 +24,9 @@ from ikrl.errors import (
     UnknownNameError,
 )
 from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, RewardShape, Sampler
+from ikrl.extend.guard import guard, origin_of, raised_at
 from ikrl.extend.plugins import LoadedPlugins, load_plugins
+from ikrl.extend.trial import check_shows
 from ikrl.kinematics.protocol import KinematicChain, missing_members
 from ikrl.spec.grammar import EnvSpec, Part, Value
 
@@ -73,6 +75,11 @@ class Component:
     plugin: str
     distribution: str
 
+    @property
+    def origin(self) -> str:
+        """How messages name it: ``reward 'huber' (ikrl-mylab)``."""
+        return f"{self.kind} {self.name!r} ({self.distribution})"
+
     def parameters(self) -> dict[str, inspect.Parameter]:
         """The keyword parameters the factory accepts (empty if it takes ``**kwargs``)."""
         try:
@@ -120,7 +127,8 @@ class Component:
             raise BadParameterError(f"{self.kind} {self.name!r} rejected {dict(params)}: {exc}") from exc
         except Exception as exc:
             raise PluginError(
-                f"{self.kind} {self.name!r} from {self.distribution!r} failed to build: {type(exc).__name__}: {exc}"
+                f"{self.kind} {self.name!r} from {self.distribution!r} failed to build: {type(exc).__name__}: {exc} "
+                f"({raised_at(exc.__traceback__, self.factory)})"
             ) from exc
 
 
@@ -158,7 +166,9 @@ class Registry:
                 try:
                     provided = impl.function()
                 except Exception as exc:
-                    raise PluginError(f"{where} raised {type(exc).__name__}: {exc}") from exc
+                    raise PluginError(
+                        f"{where} raised {type(exc).__name__}: {exc} ({raised_at(exc.__traceback__, impl.function)})"
+                    ) from exc
                 if not isinstance(provided, Mapping) or not all(
                     isinstance(k, str) and callable(v) for k, v in provided.items()
                 ):
@@ -268,7 +278,7 @@ def assemble(
     sampler = _built(sampler_c, sampler_part, Sampler)
     transforms = [(part, _built(c, part, ObservationTransform)) for part, c in by_kind["transform"]]
 
-    shown = set().union(*(t.shows for _, t in transforms)) if transforms else set()
+    shown = set().union(*(check_shows(t, origin_of(t, "transform")) for _, t in transforms)) if transforms else set()
     added = []
     for aspect, names in ((JOINTS, DEFAULT_JOINT_FEATURES), (TARGET, DEFAULT_TARGET_FEATURES)):
         if aspect not in shown:
@@ -301,10 +311,12 @@ def _built_chain(robot: Component, part: Part) -> KinematicChain:
 
 
 def _built(component: Component, part: Part, protocol: type[_Built]) -> _Built:
+    """The component ``part`` names, built and checked against ``protocol``, wrapped so
+    that its failures name it (:mod:`ikrl.extend.guard`)."""
     built = component.build(part.kwargs)
     if not isinstance(built, protocol):
         raise PluginError(
             f"{component.kind} {component.name!r} from {component.distribution!r} built a "
             f"{type(built).__name__}, which is not a {protocol.__name__} (see ikrl.extend.components)"
         )
-    return built
+    return guard(built, component.origin)  # type: ignore[return-value]

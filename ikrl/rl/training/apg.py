@@ -34,6 +34,7 @@ from torch import Tensor, nn
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.protocol import into_limits
 from ikrl.rl.policy import Policy
+from ikrl.rl.training.gradients import check_reward_gradient
 from ikrl.rl.training.schedules import cosine_lr
 from ikrl.util.checks import check_int, check_number
 
@@ -58,6 +59,8 @@ class APG:
 
     name = "apg"
     default_batch_size = 256
+    #: It back-propagates through the reward (ikrl.rl.training.gradients).
+    needs_reward_gradient = True
 
     def __init__(
         self,
@@ -81,6 +84,7 @@ class APG:
                 f"apg: need 0 < gamma <= 1, 0 < final_lr <= 1 and 0 <= curriculum_end <= 1; "
                 f"got gamma={gamma}, final_lr={final_lr}, curriculum_end={curriculum_end}"
             )
+        check_reward_gradient(env, "apg")
         self.env = env
         self.policy = policy
         self.lr, self.final_lr, self.horizon, self.gamma = lr, final_lr, horizon, gamma

@@ -44,6 +44,7 @@ from ikrl.rl.goal.heads import GoalNet
 from ikrl.rl.goal.policy import GoalPolicy
 from ikrl.rl.policy import goal_features
 from ikrl.rl.training.goal_heads import HeadsTraining, load_part, save_part
+from ikrl.rl.training.gradients import check_reward_gradient
 from ikrl.rl.training.schedules import cosine_lr
 from ikrl.util.checks import check_int, check_number
 
@@ -74,6 +75,8 @@ class GoalTraining:
 
     name = "goal"
     default_batch_size = 256
+    #: It back-propagates through the reward (ikrl.rl.training.gradients).
+    needs_reward_gradient = True
 
     def __init__(
         self,
@@ -112,6 +115,7 @@ class GoalTraining:
         low, high = (float(x) for x in start_noise)
         if not 0 < low <= high:
             raise TrainingError(f"goal: start_noise must be (low, high) radians with 0 < low <= high; got {start_noise!r}")
+        check_reward_gradient(env, "goal")
         self.env, self.policy, self.seed = env, policy, seed
         self.lr, self.final_lr, self.horizon, self.grad_clip = lr, final_lr, horizon, grad_clip
         self.start_noise, self.episode, self.parallel = (low, high), episode, bool(parallel)

@@ -43,6 +43,7 @@ from ikrl.extend.registry import default_registry
 from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
 from ikrl.rl.evaluate import evaluate, evaluate_policy
 from ikrl.rl.policy import Policy, goal_features
+from ikrl.rl.training.gradients import check_reward_gradient, needs_reward_gradient
 from ikrl.util.checks import check_device
 from ikrl.util.metrics import METRICS
 from ikrl.util.progress import ProgressBar
@@ -203,8 +204,12 @@ def train(
     dtype = getattr(torch, config.dtype)
     env = make_env(spec, batch_size=config.arms, seed=config.seed, device=config.device, dtype=dtype, max_steps=config.max_steps)
     resolved = str(env.resolved_spec)
-    component = default_registry().algorithm(config.algorithm)
+    registry = default_registry()
+    component = registry.algorithm(config.algorithm)
     component.check_parameters(config.params)
+    if needs_reward_gradient(component.factory):
+        others = [c.name for c in registry.components("algorithm") if not needs_reward_gradient(c.factory)]
+        check_reward_gradient(env, config.algorithm, others)
     # Any: a policy is an nn.Module with config() and kind (ikrl.rl.policy), an algorithm a
     # plugin's object with the Algorithm protocol and optional members, checked below.
     policy: Any = new_policy(component.factory, env, config).to(config.device)
