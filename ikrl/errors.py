@@ -15,6 +15,7 @@ __all__ = [
     "ChainError",
     "CheckpointError",
     "CheckpointMismatchError",
+    "DestinationError",
     "DuplicateNameError",
     "GridError",
     "IkrlError",
@@ -139,6 +140,12 @@ class GridError(IkrlError, ValueError):
 
 class TargetsFileError(IkrlError, ValueError):
     """A file of target poses (or of solutions to write) is missing, unreadable or malformed."""
+
+
+class DestinationError(IkrlError, ValueError):
+    """A result cannot be written where asked: the path is a folder (or a file) where the
+    other is needed, its folder cannot be created, or it is not writable. Checked before
+    any work starts."""
 
 
 class MissingDependencyError(IkrlError, ImportError):

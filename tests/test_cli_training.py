@@ -157,3 +157,75 @@ def test_ablate_runs_a_grid_and_resumes(tmp_path):
     assert again.exit_code == 0 and "ran 0, skipped 2 finished" in again.output
     dry = runner.invoke(app, ["ablate", "dobot_cr5+{geodesic,sparse}", "--seeds", "2", "--dry-run", "--out", str(out)])
     assert dry.exit_code == 0 and len(dry.output.strip().splitlines()) == 4 and "->" in dry.output
+
+
+BAD_OUTS = [
+    ("a-file", "is a file; give a folder"),
+    ("missing/parent/ok", None),
+    ("/proc/ikrl-out", "cannot write in /proc"),
+    ("a-file/inside", "a-file is a file, so no folder can be made inside it"),
+]
+
+
+@pytest.mark.parametrize(("out", "message"), BAD_OUTS)
+def test_train_and_ablate_check_their_folder_before_any_work(tmp_path, out, message):
+    (tmp_path / "a-file").write_text("not a folder")
+    target = out if out.startswith("/") else str(tmp_path / out)
+    for command in (["train", SPEC, "--steps", "64", "--batch-size", "8", "--eval-targets", "2", "--no-progress"],
+                    ["ablate", "dobot_cr5+{geodesic,position}", "--seeds", "1", "--steps", "64", "--backend", "serial", "--eval-targets", "2"]):  # fmt: skip
+        if message is None:
+            continue  # a missing parent is created: covered by the runs that succeed
+        result = runner.invoke(app, [*command, "--out", target])
+        assert result.exit_code == 1, result.output
+        assert len(result.output.strip().splitlines()) == 1 and message in result.output and "Traceback" not in result.output
+        assert f"--out {target}" in result.output
+
+
+@pytest.mark.parametrize(("out", "message"), [("/proc/x.json", "cannot write in /proc"), ("a-file/x.json", "is a file, so no folder")])
+def test_eval_render_and_solve_check_the_destination_before_computing(run_dir, tmp_path, out, message, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    target = out if out.startswith("/") else str(tmp_path / out)
+    import ikrl.rl.evaluate as evaluate_module
+    import ikrl.solver.pool as pool_module
+
+    def never(*args, **kwargs):
+        raise AssertionError("the work started before the destination was checked")
+
+    monkeypatch.setattr(evaluate_module, "evaluate", never)
+    monkeypatch.setattr(pool_module, "solve", never)
+    for command in (["eval", str(run_dir), "--targets", "3"], ["render", str(run_dir)],
+                    ["solve", "panda", "--random", "3"]):  # fmt: skip
+        suffix = {"render": ".gif", "solve": ".csv"}.get(command[0], ".json")
+        result = runner.invoke(app, [*command, "--out", target.replace(".json", suffix)])
+        assert result.exit_code == 1, (command, result.output)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_render_and_solve_never_overwrite_a_result_unless_asked(run_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    existing = tmp_path / "mine.csv"
+    existing.write_text("precious")
+    result = runner.invoke(app, ["solve", "panda", "--random", "3", "--out", str(existing)])
+    assert result.exit_code == 1 and f"--out {existing} exists: ikrl never overwrites a result" in result.output
+    assert existing.read_text() == "precious"
+    result = runner.invoke(app, ["solve", "panda", "--random", "3", "--out", str(existing), "--overwrite"])
+    assert result.exit_code == 0 and existing.read_text().startswith("target,")
+    first = runner.invoke(app, ["solve", "panda", "--random", "3"])
+    second = runner.invoke(app, ["solve", "panda", "--random", "3"])
+    assert first.exit_code == second.exit_code == 0
+    assert (tmp_path / "solutions.csv").is_file() and (tmp_path / "solutions-2.csv").is_file()
+    gif = tmp_path / "r.gif"
+    gif.write_text("precious")
+    result = runner.invoke(app, ["render", str(run_dir), "--out", str(gif), "--targets", "1", "--size", "64"])
+    assert result.exit_code == 1 and "exists: ikrl never overwrites a result" in result.output and gif.read_text() == "precious"
+    result = runner.invoke(app, ["solve", "panda", "--random", "3", "--out", str(tmp_path / "x.txt")])
+    assert result.exit_code == 1 and "solutions are written as .csv, .npz, .npy; got '.txt'" in result.output
+
+
+def test_bad_seeds_are_named_errors_on_the_command_line(tmp_path):
+    for seed in ("-1", str(2**40)):
+        result = runner.invoke(app, ["train", SPEC, "--seed", seed, "--steps", "10", "--out", str(tmp_path / "x"), "--no-progress"])
+        assert result.exit_code == 1
+        assert result.output.strip() == f"error: TrainConfig: seed must be an int from 0 to 4294967295; got {seed}"
+    result = runner.invoke(app, ["solve", "panda", "--random", "2", "--seed", "-1", "--out", str(tmp_path / "s.csv")])
+    assert result.exit_code == 1 and "seed must be an int from 0 to 4294967295; got -1" in result.output

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from ikrl.errors import IkrlError
+from ikrl.errors import DestinationError, IkrlError
+from ikrl.util.files import check_destination, unused_path
 
-__all__ = ["app", "command", "console"]
+__all__ = ["app", "command", "console", "result_path"]
 
 app = typer.Typer(
     help="ikrl: inverse kinematics as reinforcement learning, for any robot arm.",
@@ -47,3 +49,15 @@ def command(name: str | None = None) -> Callable[[Callable[..., None]], Callable
         return app.command(name)(run)
 
     return decorate
+
+
+def result_path(out: Path | None, default: str, *, overwrite: bool = False, folder: Path = Path(".")) -> Path:
+    """Where a command writes its result, checked before any work: ``out``, or ``default``
+    (``"solutions.csv"``) in ``folder`` under a name no file has yet (``solutions-2.csv``...).
+    An existing ``out`` is refused unless ``overwrite``: a result never replaces another silently."""
+    if out is None:
+        stem, dot, suffix = default.rpartition(".")
+        out = unused_path(folder, stem, dot + suffix)
+    elif out.exists() and not out.is_dir() and not overwrite:
+        raise DestinationError(f"--out {out} exists: ikrl never overwrites a result; give another path, remove it, or pass --overwrite")
+    return check_destination(out)

@@ -18,7 +18,7 @@ from ikrl.util.timing import best_time
 
 @command()
 def demo(
-    robot: Annotated[str, typer.Option(help="A robot that ships with ikrl (see robots/).")] = "dobot_cr5",
+    robot: Annotated[str, typer.Option(help="A robot: one that ships with ikrl or one a plugin provides (ikrl list).")] = "dobot_cr5",
     batch: Annotated[int, typer.Option(min=1, help="Configurations in the batched forward kinematics.")] = 65536,
     out: Annotated[Path, typer.Option(help="Where to write the picture of the arm (PNG).")] = Path("ikrl-demo.png"),
     seed: Annotated[int, typer.Option(help="Seed of the random configurations.")] = 0,
@@ -26,13 +26,14 @@ def demo(
 ) -> None:
     """Load a robot's chain, time batched forward kinematics and Jacobians, draw the arm."""
     from ikrl.extend.registry import build_robot
+    from ikrl.kinematics.protocol import random_joints
     from ikrl.spec.grammar import Part
     from ikrl.viz.arm import draw_arm
 
     torch.set_num_threads(threads)
     chain = build_robot(Part(robot))
     generator = torch.Generator().manual_seed(seed)
-    q = chain.lower + (chain.upper - chain.lower) * torch.rand(batch, chain.dof, generator=generator)
+    q = random_joints(chain, batch, generator)  # within the limits; continuous joints in [-pi, pi)
 
     table = Table(title=f"{chain.name}", show_header=False)
     table.add_row("joints", ", ".join(f"{n} [{lo:.2f}, {hi:.2f}]" for n, lo, hi in

@@ -12,7 +12,7 @@ import torch
 import typer
 from rich.table import Table
 
-from ikrl.cli.base import _fail, command, console
+from ikrl.cli.base import _fail, command, console, result_path
 from ikrl.util.metrics import percent
 
 
@@ -40,7 +40,10 @@ def solve(
     random: Annotated[int | None, typer.Option(min=1, help="Instead of --targets: N reachable targets (poses of uniform joint values).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="A trained run folder or checkpoint for this robot: its rollout warm-starts the solver.")] = None,
     policy_steps: Annotated[int | None, typer.Option(min=1, help="Steps of the warm-start rollout (default: the checkpoint's max_steps).")] = None,
-    out: Annotated[Path, typer.Option(help="Where to write the solutions: .csv, .npz or .npy (joint values only).")] = Path("solutions.csv"),
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write the solutions: .csv, .npz or .npy (joint values only; default: a new solutions.csv).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (default: refuse).")] = False,
     position_tolerance: Annotated[float, typer.Option(min=0, help="Position tolerance in metres.")] = 1e-3,
     rotation_tolerance: Annotated[float, typer.Option(min=0, help="Rotation tolerance in degrees.")] = 1.0,
     max_iters: Annotated[int, typer.Option(min=1, help="Iterations per candidate start.")] = 15,
@@ -56,14 +59,18 @@ def solve(
 
     Writes one solution per target (failures too, flagged) and prints a summary.
     """
+    from ikrl.errors import TargetsFileError
     from ikrl.solver.pool import solve as run_solver
-    from ikrl.solver.targets import load_targets, random_targets, write_solutions
+    from ikrl.solver.targets import SOLUTION_SUFFIXES, load_targets, random_targets, write_solutions
     from ikrl.util.checks import check_device
 
     if threads is not None:
         torch.set_num_threads(threads)
     if (targets is None) == (random is None):
         raise _fail("give exactly one of --targets FILE and --random N")
+    if out is not None and out.suffix not in SOLUTION_SUFFIXES:
+        raise TargetsFileError(f"{out}: solutions are written as {', '.join(SOLUTION_SUFFIXES)}; got {out.suffix or 'no suffix'!r}")
+    out = result_path(out, "solutions.csv", overwrite=overwrite)
     chain = _robot_chain(robot, base, tip).to(dtype=torch.float64 if float64 else torch.float32, device=check_device(device))
     if targets is not None:
         poses = load_targets(targets)

@@ -11,7 +11,7 @@ import torch
 import typer
 from rich.table import Table
 
-from ikrl.cli.base import command, console
+from ikrl.cli.base import command, console, result_path
 from ikrl.errors import BadParameterError
 from ikrl.rl.evaluate import EVAL_SEED
 
@@ -61,12 +61,14 @@ def train(
     from ikrl.grid.plan import spec_slug
     from ikrl.rl.training.run import TrainConfig
     from ikrl.rl.training.run import train as run_training
+    from ikrl.util.files import check_destination
 
     config = TrainConfig(
         algorithm=algorithm, minutes=minutes, steps=steps, batch_size=batch_size, seed=seed,
         device=device, eval_targets=eval_targets, threads=threads, params=_params(param or []),
     )  # fmt: skip
     folder = out or Path("runs") / f"{spec_slug(spec)}-{algorithm}-seed{seed}"
+    check_destination(folder, folder=True)
     console.print(f"training {spec} with {algorithm} into {folder}", highlight=False)
     result = run_training(spec, config, folder, resume=resume, overwrite=overwrite, progress=progress, logger=logger)
     evaluation = json.loads((result.run_dir / "eval.json").read_text())
@@ -109,14 +111,19 @@ def evaluate_command(
     """
     from ikrl.rl.checkpoint import load_checkpoint
     from ikrl.rl.evaluate import evaluate, evaluate_heads
-    from ikrl.util.files import unused_path
-
     if threads is not None:
         torch.set_num_threads(threads)
-    if out is not None and out.exists():
-        raise BadParameterError(f"--out {out} exists: ikrl never overwrites a result; give another path or remove it")
     count, poses = _count_or_poses(targets)
     checkpoint = load_checkpoint(run)
+    parts = [f"seed{seed}"] if seed != EVAL_SEED else []
+    parts += [f"targets-{Path(targets).stem}"] if poses is not None else []
+    parts += ["spec-sampler"] if spec_sampler else []
+    parts += [f"swarm{swarm}"] if swarm > 1 else []
+    parts += ["refined"] if refine else []
+    parts += ["goal-only"] if goal_only else []
+    folder = checkpoint.path.parent if checkpoint.path is not None else Path(".")
+    # Checked before the work: an existing --out is refused, an unwritable one named.
+    destination = result_path(out, "eval-" + ("-".join(parts) or "held-out") + ".json", folder=folder)
     if goal_only and (poses is not None or spec_sampler or swarm > 1 or refine):
         raise BadParameterError("--goal-only evaluates the goal network on held-out targets: without --swarm, --refine, --spec-sampler or a targets file")
     if goal_only:
@@ -126,14 +133,7 @@ def evaluate_command(
     result.extra |= {"algorithm": checkpoint.algorithm, "checkpoint": str(checkpoint.path)}
     if poses is not None:
         result.extra["targets_file"] = str(targets)
-    parts = [f"seed{seed}"] if seed != EVAL_SEED else []
-    parts += [f"targets-{Path(targets).stem}"] if poses is not None else []
-    parts += ["spec-sampler"] if spec_sampler else []
-    parts += [f"swarm{swarm}"] if swarm > 1 else []
-    parts += ["refined"] if refine else []
-    parts += ["goal-only"] if goal_only else []
-    folder = checkpoint.path.parent if checkpoint.path is not None else Path(".")
-    path = result.to_json(out or unused_path(folder, "eval-" + ("-".join(parts) or "held-out"), ".json"))
+    path = result.to_json(destination)
     how = "policy + solver" if refine else "goal network alone" if goal_only else checkpoint.algorithm
     _print_evaluation(result.metrics(), title=f"{checkpoint.spec} ({how}; targets: {result.source}, seed {seed})")
     if goal_only:
@@ -186,11 +186,13 @@ def ablate(
     """
     from ikrl.grid import plan, run_grid
     from ikrl.rl.training.run import TrainConfig
+    from ikrl.util.files import check_destination
 
     if dry_run:
         for cell in plan(pattern, seeds):
             console.print(f"{cell.spec}  seed {cell.seed}  ->  {out / cell.folder}", highlight=False)
         return
+    check_destination(out, folder=True)
     budget = {k: v for k, v in {"steps": steps, "minutes": minutes}.items() if v is not None}
     config = TrainConfig(algorithm=algorithm, eval_targets=eval_targets, **budget)
     result = run_grid(
@@ -215,7 +217,8 @@ def ablate(
 @command()
 def render(
     run: Annotated[Path, typer.Argument(help="A run folder or checkpoint file.")],
-    out: Annotated[Path, typer.Option(help="The animated GIF to write.")] = Path("rollout.gif"),
+    out: Annotated[Path | None, typer.Option(help="The animated GIF to write (default: a new rollout.gif).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (default: refuse).")] = False,
     targets: Annotated[int, typer.Option(min=1, max=8, help="Arms (targets) drawn together.")] = 3,
     seed: Annotated[int, typer.Option(help="Seed of the starts and targets.")] = 0,
     size: Annotated[int, typer.Option(min=64, help="Width and height in pixels.")] = 480,
@@ -226,6 +229,7 @@ def render(
     from ikrl.rl.evaluate import held_out, rollout_policy
     from ikrl.viz.arm import render_rollout
 
+    out = result_path(out, "rollout.gif", overwrite=overwrite)
     checkpoint = load_checkpoint(run)
     env = checkpoint.make_env(batch_size=targets, seed=seed)
     starts, target_q = held_out(env.chain, targets, 1, seed=seed)

@@ -51,7 +51,7 @@ from ikrl.extend.trial import check_shows, trial
 from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
 from ikrl.kinematics.se3 import check_poses, error_and_distances
 from ikrl.spec.grammar import EnvSpec
-from ikrl.util.checks import check_device
+from ikrl.util.checks import check_device, check_seed
 
 __all__ = ["IKEnv", "arms"]
 
@@ -102,6 +102,8 @@ class IKEnv(EnvBase):
         batch_size = arms(batch_size)
         _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_tolerance)
         device = check_device(device)
+        if seed is not None:
+            check_seed("IKEnv", seed)
         super().__init__(device=device, batch_size=torch.Size([batch_size]))
         self.chain = chain.to(device=device, dtype=dtype)
         self.dtype = dtype

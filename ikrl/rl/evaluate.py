@@ -35,6 +35,7 @@ from ikrl.kinematics.protocol import random_joints
 from ikrl.kinematics.se3 import pose_errors
 from ikrl.rl.rollout import rollout_policy
 from ikrl.solver.pool import solve
+from ikrl.util.checks import check_seed
 from ikrl.util.files import atomic_write_json
 from ikrl.util.metrics import METRICS, TOLERANCES
 
@@ -114,7 +115,7 @@ def summarize_errors(position: Tensor, rotation: Tensor, first_success_step: Ten
 
 def held_out(chain, targets: int, swarm: int, seed: int = EVAL_SEED) -> tuple[Tensor, Tensor]:
     """Held-out (start joints [targets*swarm, dof], target joints [targets, dof])."""
-    generator = torch.Generator(device=chain.device).manual_seed(seed)
+    generator = torch.Generator(device=chain.device).manual_seed(check_seed("held-out targets", seed))
     target_q = random_joints(chain, targets, generator)
     starts = random_joints(chain, targets * swarm, generator)
     return starts, target_q

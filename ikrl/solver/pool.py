@@ -49,7 +49,7 @@ from torch import Tensor
 from ikrl.errors import JointInputError, ShapeError
 from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
 from ikrl.kinematics.se3 import check_poses, pose_errors
-from ikrl.util.checks import check_int, check_number
+from ikrl.util.checks import check_int, check_number, check_seed
 
 __all__ = ["SolveResult", "solve"]
 
@@ -149,6 +149,7 @@ def solve(
     """
     targets = _check_targets(chain, targets)
     _check_settings(position_tolerance, rotation_tolerance, max_iters, restarts, seeds)
+    check_seed("solve", seed)
     n = targets.shape[0]
     # The solver's own stream: a plain manual_seed(seed) would reproduce the draws of anyone
     # who made their targets from the same seed, starting the solver on the answers.

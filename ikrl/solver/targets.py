@@ -29,6 +29,7 @@ from ikrl.errors import NotAPoseError, TargetsFileError
 from ikrl.kinematics.protocol import KinematicChain, random_joints
 from ikrl.kinematics.se3 import check_poses, quaternion_to_matrix
 from ikrl.solver.pool import SolveResult
+from ikrl.util.checks import check_seed
 
 __all__ = ["SOLUTION_SUFFIXES", "TARGET_SUFFIXES", "load_targets", "random_targets", "write_solutions"]
 
@@ -41,7 +42,7 @@ _TOLERANCE = 1e-5
 def random_targets(chain: KinematicChain, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
     """``(q [n, dof], poses [n, 4, 4])``: joint values uniform within the limits (from
     ``seed``) and the poses they reach, so every target is reachable."""
-    q = random_joints(chain, n, torch.Generator(device=chain.device).manual_seed(seed))
+    q = random_joints(chain, n, torch.Generator(device=chain.device).manual_seed(check_seed("random_targets", seed)))
     with torch.no_grad():
         return q, chain.forward_kinematics(q)
 
@@ -66,8 +67,12 @@ def load_targets(path: str | Path) -> Tensor:
         rows = np.asarray(rows, dtype=np.float64)
     except TargetsFileError:
         raise
+    except csv.Error as error:  # a CSV field past the csv module's limit: not a file of numbers
+        raise TargetsFileError(f"{path}: not a CSV file of numbers: {error}") from error
     except (ValueError, TypeError, OSError, RuntimeError) as error:
         raise TargetsFileError(f"{path}: cannot read targets as numbers: {error}") from error
+    if rows.size == 0:
+        raise TargetsFileError(f"{path}: holds no targets (an array of shape {rows.shape}); give at least one pose")
     if rows.ndim == 3 and rows.shape[1:] == (4, 4):
         rows = rows.reshape(-1, 16)
     if rows.ndim != 2 or rows.shape[1] not in (7, 16) or len(rows) == 0:

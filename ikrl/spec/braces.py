@@ -18,7 +18,12 @@ from ikrl.errors import SpecError, SpecSyntaxError
 from ikrl.spec.grammar import EnvSpec
 from ikrl.spec.lexer import caret_error, quote_end
 
-__all__ = ["expand_braces"]
+__all__ = ["MAX_BRACE_DEPTH", "MAX_EXPANSION", "expand_braces"]
+
+#: Braces nest at most this deep (the parser recurses once per level).
+MAX_BRACE_DEPTH = 32
+#: A pattern expands to at most this many specs: a grid of more is a typo, not a plan.
+MAX_EXPANSION = 100_000
 
 _EMPTY = "\ue000"  # marks an empty alternative until its part is dropped (private use)
 
@@ -50,6 +55,12 @@ def expand_braces(pattern: str) -> list[str]:
     if _EMPTY in pattern:
         raise _pattern_error(pattern, pattern.index(_EMPTY), "the reserved character U+E000", "; remove it")
     tree = _BraceParser(pattern).parse()
+    count = _count(tree)
+    if count > MAX_EXPANSION:
+        raise SpecSyntaxError(
+            f"pattern {pattern!r} expands to {count:,} specs; a grid takes at most {MAX_EXPANSION:,}: "
+            "split it into smaller patterns"
+        )
     raw = [_drop_empty_parts(text) for text in _expand(tree)]
 
     canonical: list[str] = []
@@ -98,6 +109,7 @@ class _BraceParser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
+        self.depth = 0
 
     def parse(self) -> _Seq:
         return self.sequence(brace_at=None)  # at the top level it reads to the end or raises
@@ -159,12 +171,18 @@ class _BraceParser:
 
     def group(self) -> _Group:
         start = self.pos
+        self.depth += 1
+        if self.depth > MAX_BRACE_DEPTH:
+            raise _pattern_error(
+                self.text, start, f"braces nested more than {MAX_BRACE_DEPTH} deep", "; a pattern nests at most that many"
+            )
         self.pos += 1  # the '{'
         alternatives = [self.sequence(brace_at=start)]
         while self.text[self.pos] == ",":  # sequence() stopped at ',' or '}' (else it raised)
             self.pos += 1
             alternatives.append(self.sequence(brace_at=start))
         self.pos += 1  # the '}'
+        self.depth -= 1
         return _Group([alt if alt else [_EMPTY] for alt in alternatives])
 
     def quoted(self) -> str:
@@ -176,6 +194,15 @@ class _BraceParser:
             raise _pattern_error(self.text, start, f"unclosed {quote}", f"; add the closing {quote}")
         self.pos = end
         return self.text[start:end]
+
+
+def _count(seq: _Seq) -> int:
+    """How many strings :func:`_expand` would give, without making them."""
+    total = 1
+    for item in seq:
+        if not isinstance(item, str):
+            total *= sum(_count(alternative) for alternative in item.alternatives)
+    return total
 
 
 def _expand(seq: _Seq) -> list[str]:

@@ -20,7 +20,10 @@ import torch
 
 from ikrl.errors import BadParameterError
 
-__all__ = ["check_device", "check_int", "check_number", "is_finite_number"]
+__all__ = ["MAX_SEED", "check_device", "check_int", "check_number", "check_seed", "is_finite_number"]
+
+#: Seeds are ints from 0 to this (numpy's and most libraries' range; room for seed + k offsets).
+MAX_SEED = 2**32 - 1
 
 
 
@@ -90,3 +93,14 @@ def check_int(component: str, name: str, value: object, *, low: int | None = Non
     if not ok or (low is not None and value < low) or (high is not None and value > high):  # type: ignore[operator]
         raise BadParameterError(component=component, parameter=name, accepted=accepted, value=value)
     return value  # type: ignore[return-value]
+
+
+def check_seed(component: str, seed: object) -> int:
+    """``seed`` if it is an int from 0 to :data:`MAX_SEED`, else a BadParameterError.
+
+    >>> check_seed("make_env", -1)
+    Traceback (most recent call last):
+    ...
+    ikrl.errors.BadParameterError: make_env: seed must be an int from 0 to 4294967295; got -1
+    """
+    return check_int(component, "seed", seed, low=0, high=MAX_SEED)

@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "unused_path"]
+from ikrl.errors import DestinationError
+
+__all__ = ["atomic_write", "atomic_write_json", "atomic_write_text", "check_destination", "unused_path"]
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -79,4 +83,38 @@ def unused_path(folder: str | Path, stem: str, suffix: str) -> Path:
     while path.exists():
         number += 1
         path = folder / f"{stem}-{number}{suffix}"
+    return path
+
+
+def check_destination(path: str | Path, *, what: str = "--out", folder: bool = False) -> Path:
+    """``path`` if a result can be written there (a file, or a ``folder``), else a
+    :class:`~ikrl.errors.DestinationError` naming the path and the problem, so that a command
+    fails before its work rather than at the write. Missing parent folders are fine if they
+    can be created; writability is tried with a temporary file in the nearest existing one.
+
+    >>> import pathlib, tempfile
+    >>> here = pathlib.Path(tempfile.mkdtemp())
+    >>> check_destination(here / "new" / "solutions.csv") == here / "new" / "solutions.csv"
+    True
+    >>> check_destination(here, what="--out")
+    Traceback (most recent call last):
+    ...
+    ikrl.errors.DestinationError: --out .../: is a folder; give a file path (e.g. .../result.csv)
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise DestinationError(f"{what} {path}: is a file; give a folder (it is created if missing)")
+    if not folder and path.is_dir():
+        raise DestinationError(f"{what} {path}/: is a folder; give a file path (e.g. {path / 'result'}.csv)")
+    existing = path if folder else path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DestinationError(f"{what} {path}: {existing} is a file, so no folder can be made inside it")
+    try:
+        handle, probe = tempfile.mkstemp(dir=existing, prefix=".ikrl-write-test-")
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as error:
+        raise DestinationError(f"{what} {path}: cannot write in {existing} ({error.strerror or error})") from None
     return path

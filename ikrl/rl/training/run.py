@@ -44,7 +44,7 @@ from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, l
 from ikrl.rl.evaluate import evaluate, evaluate_policy
 from ikrl.rl.policy import Policy, goal_features
 from ikrl.rl.training.gradients import check_reward_gradient, needs_reward_gradient
-from ikrl.util.checks import check_device
+from ikrl.util.checks import check_device, check_seed
 from ikrl.util.metrics import METRICS
 from ikrl.util.progress import ProgressBar
 from ikrl.viz.curves import plot_curves
@@ -83,6 +83,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         default_registry().algorithm(self.algorithm)  # an unknown name raises with suggestions
+        check_seed("TrainConfig", self.seed)
         if self.minutes is not None and not (
             isinstance(self.minutes, (int, float)) and not isinstance(self.minutes, bool) and 0 < self.minutes < math.inf
         ):
