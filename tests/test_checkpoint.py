@@ -177,3 +177,83 @@ def test_training_anchors_the_policy_on_the_error_columns():
     assert goal_features(make_env("dobot_cr5+raw+target", batch_size=2)) == ()
     td = env.reset()
     assert torch.equal(td["observation"][:, 9:15], td["error"])
+
+
+def _crafted(tmp_path, change):
+    """A real checkpoint's dict, changed by ``change(data)``, saved as a file."""
+    env = make_env("dobot_cr5+geodesic+sincos", batch_size=2)
+    policy = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=(16,))
+    data = _checkpoint(env, policy).to_dict()
+    change(data)
+    path = tmp_path / "crafted.pt"
+    torch.save(data, path)
+    return path
+
+
+def _set(path: str, value):
+    def change(data):
+        *parents, last = path.split(".")
+        node = data
+        for key in parents:
+            node = node[key]
+        node[last] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("spec", 5), "spec must be a non-empty string; got 5"),
+        (_set("env.max_steps", 10**9), "env.max_steps must be an int from 1 to 10,000; got 1000000000"),
+        (_set("env.max_steps", 1e9), "env.max_steps must be an int from 1 to 10,000; got 1000000000.0"),
+        (_set("env.max_delta", [0.1, float("nan")]), "env.max_delta must be a list of positive numbers, one per joint; got [0.1, nan]"),
+        (_set("env.rotation_tolerance", -1.0), "env.rotation_tolerance must be a positive number; got -1.0"),
+        (_set("env.dtype", "float16"), "env.dtype must be 'float32' or 'float64'; got 'float16'"),
+        (_set("policy.state", {}), "policy.state must be a non-empty dict of names to tensors (a state dict); got {}"),
+        (_set("policy.kind", 3), "policy.kind must be one of goal, mlp; got 3"),
+        (_set("robot", "cr5"), "robot must be a dict (name, joints); got 'cr5'"),
+    ],
+)
+def test_a_crafted_checkpoint_is_refused_when_loaded_naming_the_field(tmp_path, change, message):
+    path = _crafted(tmp_path, change)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_set("policy.config.hidden", [200000, 200000]),
+         r"its policy config describes 40,\d{3},\d{3},\d{3} parameters but its state holds \d[\d,]* numbers \(at most 50,000,000 are read\)"),
+        (_set("policy.config.colour", "red"), r"its policy cannot be rebuilt from what it stores \(TypeError: .*unexpected keyword argument 'colour'"),
+        (_set("policy.config.observation_size", "x"), r"its mlp policy config is malformed \(ValueError: invalid literal"),
+        (_set("policy.state", {"net.0.weight": torch.zeros(16, 21)}), r"its policy config describes 550 parameters but its state holds 336 numbers"),
+        (_set("policy.kind", "tree"), r"holds a policy of kind 'tree'; this ikrl knows goal, mlp"),
+    ],
+)
+def test_a_crafted_policy_is_refused_before_anything_is_allocated(tmp_path, change, message):
+    path = _crafted(tmp_path, change)
+    checkpoint = load_checkpoint(path)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint.policy()
+
+
+def test_the_parameter_count_of_a_config_is_the_built_policys(tmp_path):
+    from ikrl.rl.goal.policy import GoalPolicy
+    from ikrl.rl.training.goal import GoalTraining
+
+    env = make_env("panda+weighted_pose+sincos", batch_size=2)
+    mlp = Policy(env.observation_spec["observation"].shape[-1], env.max_delta, hidden=(32, 16))
+    assert Policy.parameter_count(mlp.config()) == sum(p.numel() for p in mlp.parameters())
+    goal = GoalTraining.policy_for(env, hidden=(32, 16), seed=0, goal_width=24, goal_depth=2, heads=3)
+    assert isinstance(goal, GoalPolicy)
+    assert GoalPolicy.parameter_count(goal.config()) == sum(p.numel() for p in goal.parameters())
+
+
+def test_training_keeps_episodes_within_what_a_checkpoint_may_hold():
+    from ikrl.rl.training.run import TrainConfig
+
+    with pytest.raises(BadParameterError, match=r"^TrainConfig: max_steps must be an int from 1 to 10000; got 20000$"):
+        TrainConfig(max_steps=20_000)

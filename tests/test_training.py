@@ -138,8 +138,12 @@ def test_resuming_continues_the_budget_and_checks_the_spec(tmp_path):
     )
     assert first.steps >= 1000 and second.steps >= 2000
     assert load_checkpoint(tmp_path / "b").progress["steps"] == second.steps
+    earlier = list(csv.DictReader((tmp_path / "a" / "metrics.csv").open()))
     rows = list(csv.DictReader((tmp_path / "b" / "metrics.csv").open()))
-    assert int(rows[0]["steps"]) > first.steps  # continued, not restarted
+    # The history before the resume is kept, then the run continues (not restarted).
+    kept = [row for row in earlier if float(row["steps"]) <= first.steps]
+    assert [float(r["steps"]) for r in rows[: len(kept)]] == [float(r["steps"]) for r in kept] and kept
+    assert float(rows[len(kept)]["steps"]) > first.steps and float(rows[-1]["steps"]) == second.steps
     with pytest.raises(CheckpointMismatchError, match="trained on 'dobot_cr5\\+weighted_pose"):
         train("dobot_cr5+geodesic+sincos", TrainConfig(steps=100, **TINY), tmp_path / "c", resume=tmp_path / "a", progress=False)
     with pytest.raises(CheckpointMismatchError, match="trained for robot 'dobot_cr5'"):
@@ -166,3 +170,21 @@ def test_training_improves_on_the_untrained_policy(tmp_path):
     trained = _near_target_success(checkpoint.policy(), env)
     assert trained["position_error_median"] < 0.5 * untrained["position_error_median"], (untrained, trained)
     assert trained["success_5mm_2deg"] > untrained["success_5mm_2deg"], (untrained, trained)
+
+
+def test_read_metrics_reads_numbers_and_names_a_file_it_cannot_read(tmp_path):
+    from ikrl.errors import CheckpointError
+    from ikrl.rl.training.run import read_metrics
+
+    assert read_metrics(tmp_path / "none.csv") == []
+    good = tmp_path / "metrics.csv"
+    good.write_text("steps,seconds,val/success\n10,1.5,\n20,3.0,0.25\n")
+    rows = read_metrics(good)
+    assert rows[1] == {"steps": 20.0, "seconds": 3.0, "val/success": 0.25} and math.isnan(rows[0]["val/success"])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("steps,seconds\nten,1\n")
+    with pytest.raises(CheckpointError, match=r"bad.csv: cannot read the run's metrics to keep them on resume \(could not convert string to float: 'ten'\)"):
+        read_metrics(bad)
+    bad.write_text("time\n1\n")
+    with pytest.raises(CheckpointError, match=r"has no 'steps' column; move it away to start a new history"):
+        read_metrics(bad)

@@ -37,12 +37,17 @@ from ikrl.errors import CheckpointError, CheckpointMismatchError
 from ikrl.kinematics.protocol import KinematicChain
 from ikrl.rl.goal.policy import GoalPolicy
 from ikrl.rl.policy import Policy
+from ikrl.util.checks import is_finite_number
 from ikrl.util.files import atomic_write
 
-__all__ = ["CHECKPOINT_FILE", "FORMAT", "POLICY_KINDS", "Checkpoint", "kinematics_fingerprint", "load_checkpoint", "versions"]
+__all__ = ["CHECKPOINT_FILE", "FORMAT", "MAX_EPISODE_STEPS", "MAX_POLICY_PARAMETERS", "POLICY_KINDS", "Checkpoint", "kinematics_fingerprint", "load_checkpoint", "versions"]
 
 CHECKPOINT_FILE = "checkpoint.pt"
 FORMAT = 1
+#: Bounds a checkpoint's numbers must keep before anything is built from them: a crafted
+#: file must not allocate gigabytes (``hidden=[200000, 200000]``) or run for days (``max_steps=1e9``).
+MAX_POLICY_PARAMETERS = 50_000_000
+MAX_EPISODE_STEPS = 10_000
 
 #: The policy classes a checkpoint can hold, by the ``kind`` it stores (a checkpoint without
 #: one holds an MLP, as checkpoints did before the goal policy).
@@ -104,12 +109,27 @@ class Checkpoint:
                 f"checkpoint{f' ({self.path})' if self.path else ''} holds a policy of kind {self.policy_kind!r}; "
                 f"this ikrl knows {', '.join(sorted(POLICY_KINDS))}"
             )
+        where = f"checkpoint{f' {self.path}' if self.path else ''}"
+        try:
+            count = kind.parameter_count(self.policy_config)
+        except (TypeError, KeyError, ValueError, AttributeError) as error:
+            raise CheckpointError(f"{where}: its {self.policy_kind} policy config is malformed ({type(error).__name__}: {error})") from None
+        held = sum(t.numel() for t in self.policy_state.values())
+        if count > MAX_POLICY_PARAMETERS or count > held:
+            raise CheckpointError(
+                f"{where}: its policy config describes {count:,} parameters but its state holds {held:,} numbers "
+                f"(at most {MAX_POLICY_PARAMETERS:,} are read); the file is damaged or was not written by ikrl"
+            )
         if chain is None and kind is GoalPolicy:
             chain = self.make_env(batch_size=1, device=device).chain
         elif chain is not None:
             self.check_chain(chain)
-        policy = kind.from_config(self.policy_config, chain)
-        policy.load_state_dict(self.policy_state)
+        try:
+            policy = kind.from_config(self.policy_config, chain)
+            policy.load_state_dict(self.policy_state)
+        except (TypeError, KeyError, ValueError, RuntimeError) as error:
+            message = " ".join(str(error).split())
+            raise CheckpointError(f"{where}: its policy cannot be rebuilt from what it stores ({type(error).__name__}: {message[:400]})") from None
         return policy.to(device).eval()
 
     def shared_policy(self, device: torch.device | str, chain: KinematicChain) -> Policy | GoalPolicy:
@@ -216,6 +236,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     missing = {"algorithm", "spec", "fingerprint", "robot", "env", "policy"} - set(data)
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(sorted(missing))}")
+    _check_fields(path, data)
     return Checkpoint(
         algorithm=data["algorithm"],
         spec=data["spec"],
@@ -231,3 +252,39 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         versions=data.get("versions", {}),
         path=path,
     )
+
+
+def _check_fields(path: Path, data: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose fields have the wrong types or leave sane bounds, naming the field."""
+
+    def fail(field: str, expected: str, value: object) -> CheckpointError:
+        shown = repr(value)
+        return CheckpointError(f"{path}: {field} must be {expected}; got {shown[:120]}{'...' if len(shown) > 120 else ''}")
+
+    for key in ("algorithm", "spec", "fingerprint"):
+        if not isinstance(data[key], str) or not data[key]:
+            raise fail(key, "a non-empty string", data[key])
+    if not isinstance(data["robot"], dict):
+        raise fail("robot", "a dict (name, joints)", data["robot"])
+    env = data["env"]
+    if not isinstance(env, dict):
+        raise fail("env", "a dict of environment options", env)
+    steps = env.get("max_steps")
+    if not (isinstance(steps, int) and not isinstance(steps, bool) and 1 <= steps <= MAX_EPISODE_STEPS):
+        raise fail("env.max_steps", f"an int from 1 to {MAX_EPISODE_STEPS:,}", steps)
+    delta = env.get("max_delta")
+    if not (isinstance(delta, list) and delta and all(is_finite_number(x) and x > 0 for x in delta)):
+        raise fail("env.max_delta", "a list of positive numbers, one per joint", delta)
+    for key in ("position_tolerance", "rotation_tolerance"):
+        if not (is_finite_number(env.get(key)) and env[key] > 0):
+            raise fail(f"env.{key}", "a positive number", env.get(key))
+    if env.get("dtype", "float32") not in ("float32", "float64"):
+        raise fail("env.dtype", "'float32' or 'float64'", env.get("dtype"))
+    policy = data["policy"]
+    if not isinstance(policy, dict) or not isinstance(policy.get("config"), dict):
+        raise fail("policy", "a dict with a 'config' dict and a 'state' dict", policy)
+    state = policy.get("state")
+    if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise fail("policy.state", "a non-empty dict of names to tensors (a state dict)", type(state).__name__ if isinstance(state, dict) and state else state)
+    if not isinstance(policy.get("kind", "mlp"), str):
+        raise fail("policy.kind", f"one of {', '.join(sorted(POLICY_KINDS))}", policy.get("kind"))

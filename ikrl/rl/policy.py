@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from ikrl.errors import BadParameterError
 from ikrl.extend.components import zero_on_target
 
-__all__ = ["ACTIVATIONS", "Policy", "act", "as_module", "goal_features"]
+__all__ = ["ACTIVATIONS", "Policy", "act", "as_module", "goal_features", "mlp_parameters"]
 
 #: Activation functions a policy may use, by name (the name is what checkpoints store).
 ACTIVATIONS = {"silu": nn.SiLU, "tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU}
@@ -125,6 +125,12 @@ class Policy(nn.Module):
             "goal_features": list(self.goal_features),
         }
 
+    @staticmethod
+    def parameter_count(config: dict) -> int:
+        """The parameters the policy ``config`` describes, counted without building it."""
+        dof = len(config["max_delta"]) if isinstance(config["max_delta"], Sequence) else 1
+        return mlp_parameters([config["observation_size"], *config.get("hidden", (256, 256, 256)), dof])
+
     @classmethod
     def from_config(cls, config: dict, chain: object = None) -> Policy:
         """The policy :meth:`config` describes, untrained (it needs no chain)."""
@@ -132,6 +138,19 @@ class Policy(nn.Module):
 
     def extra_repr(self) -> str:
         return f"observation_size={self.observation_size}, dof={self.dof}, hidden={self.hidden}, activation={self.activation!r}, goal_features={len(self.goal_features)}"
+
+
+def mlp_parameters(widths: Sequence[int]) -> int:
+    """Weights and biases of a stack of ``nn.Linear`` layers through ``widths`` (input first),
+    counted without building it (how a checkpoint's config is bounded before anything is allocated).
+
+    >>> mlp_parameters([12, 256, 6])
+    4870
+    """
+    widths = [int(w) for w in widths]
+    if any(w < 1 for w in widths):
+        raise ValueError(f"layer widths must be positive; got {widths}")
+    return sum(a * b + b for a, b in zip(widths[:-1], widths[1:], strict=True))
 
 
 def act(policy: nn.Module, tensordict) -> Tensor:

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ikrl.errors import BadParameterError
+from ikrl.rl.policy import mlp_parameters
 from ikrl.util.checks import check_int
 
 __all__ = ["Corrector", "damped_least_squares"]
@@ -94,6 +95,11 @@ class Corrector(nn.Module):
         dq = (self.gain(q, features, chain) @ error.to(max_delta.dtype).unsqueeze(-1)).squeeze(-1)
         over = (dq.abs() / max_delta).amax(-1, keepdim=True).clamp(min=1.0)
         return (dq / over).to(q.dtype)
+
+    @staticmethod
+    def parameter_count(config: dict, dof: int) -> int:
+        """The parameters a corrector of ``config`` for ``dof`` joints has, counted without building it."""
+        return mlp_parameters([config["feature_size"], *config.get("hidden", (256, 256, 256)), 6 * dof])
 
     def config(self) -> dict:
         """What rebuilds this corrector's structure (with ``max_delta`` from the policy)."""

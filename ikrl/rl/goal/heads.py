@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ikrl.errors import BadParameterError
 from ikrl.kinematics.se3 import pose_errors
+from ikrl.rl.policy import mlp_parameters
 from ikrl.util.checks import check_int
 from ikrl.util.metrics import TOLERANCES
 
@@ -142,6 +143,17 @@ class GoalNet(nn.Module):
         others = lower + (upper - lower) * torch.sigmoid(out[..., 2 * self.n_angular :])
         q = torch.cat([angles, others], -1)[..., self._order]
         return torch.maximum(torch.minimum(q, self.upper), self.lower)
+
+    @staticmethod
+    def parameter_count(config: dict) -> int:
+        """The parameters a net of ``config`` has, counted without building it."""
+        lower = torch.as_tensor(config["lower"], dtype=torch.float32).flatten()
+        upper = torch.as_tensor(config["upper"], dtype=torch.float32).flatten()
+        if lower.shape != upper.shape:
+            raise ValueError(f"lower and upper have {lower.numel()} and {upper.numel()} joints")
+        per_head = lower.numel() + int(angular_joints(lower, upper).sum())
+        depth, width = int(config.get("depth", 4)), int(config.get("width", 256))
+        return mlp_parameters([12, *[width] * depth, int(config.get("heads", 8)) * per_head])
 
     def config(self) -> dict:
         """What rebuilds this net's structure: ``GoalNet(**net.config())`` (then its state)."""

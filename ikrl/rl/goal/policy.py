@@ -182,6 +182,11 @@ class GoalPolicy(nn.Module):
             "refine_steps": self.refine_steps,
         }
 
+    @staticmethod
+    def parameter_count(config: dict[str, Any]) -> int:
+        """The parameters the policy ``config`` describes, counted without building it."""
+        return GoalNet.parameter_count(config["goal"]) + Corrector.parameter_count(config["corrector"], len(config["max_delta"]))
+
     @classmethod
     def from_config(cls, config: dict[str, Any], chain) -> GoalPolicy:
         """The policy :meth:`config` describes, untrained (load its state dict next)."""

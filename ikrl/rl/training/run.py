@@ -40,11 +40,18 @@ import torch
 from ikrl.errors import BadParameterError, CheckpointError, CheckpointMismatchError, PluginError
 from ikrl.extend.components import Algorithm
 from ikrl.extend.registry import default_registry
-from ikrl.rl.checkpoint import Checkpoint, env_record, kinematics_fingerprint, load_checkpoint, robot_record
+from ikrl.rl.checkpoint import (
+    MAX_EPISODE_STEPS,
+    Checkpoint,
+    env_record,
+    kinematics_fingerprint,
+    load_checkpoint,
+    robot_record,
+)
 from ikrl.rl.evaluate import evaluate, evaluate_policy
 from ikrl.rl.policy import Policy, goal_features
 from ikrl.rl.training.gradients import check_reward_gradient, needs_reward_gradient
-from ikrl.util.checks import check_device, check_seed
+from ikrl.util.checks import check_device, check_int, check_seed
 from ikrl.util.metrics import METRICS
 from ikrl.util.progress import ProgressBar
 from ikrl.viz.curves import plot_curves
@@ -84,6 +91,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         default_registry().algorithm(self.algorithm)  # an unknown name raises with suggestions
         check_seed("TrainConfig", self.seed)
+        check_int("TrainConfig", "max_steps", self.max_steps, low=1, high=MAX_EPISODE_STEPS)
         if self.minutes is not None and not (
             isinstance(self.minutes, (int, float)) and not isinstance(self.minutes, bool) and 0 < self.minutes < math.inf
         ):
@@ -239,12 +247,15 @@ def train(
             algorithm.load_state_dict(previous.optimizer)
         steps = int(previous.progress.get("steps", 0))
         seconds = float(previous.progress.get("seconds", 0.0))
+        if previous.path is not None:
+            # The rows logged up to the checkpoint: what was logged after it is redone.
+            history = [row for row in read_metrics(previous.path.parent / "metrics.csv") if row["steps"] <= steps]
     (run_dir / "config.json").write_text(json.dumps({"spec": resolved, "config": config.to_dict()}, indent=2) + "\n")
 
     validation_env = make_env(
         resolved, batch_size=VALIDATION_TARGETS, seed=VALIDATION_SEED, device=config.device, dtype=dtype, max_steps=config.max_steps
     )
-    log = _Logger(run_dir, logger)
+    log = _Logger(run_dir, logger, history)
     budget = _Budget(config, steps, seconds)
     fingerprint = kinematics_fingerprint(env.chain)
 
@@ -361,14 +372,29 @@ def new_policy(factory: Any, env, config: TrainConfig) -> torch.nn.Module:
 # ---------------------------------------------------------------------- logging
 
 
+def read_metrics(path: Path) -> list[dict[str, float]]:
+    """The rows of a run's ``metrics.csv`` as numbers (``[]`` when there is none); an empty
+    cell is NaN. A file that is not such a table is a :class:`CheckpointError`."""
+    if not path.is_file():
+        return []
+    try:
+        with path.open(newline="") as handle:
+            rows = [{k: float(v) if v not in ("", None) else math.nan for k, v in row.items()} for row in csv.DictReader(handle)]
+    except (ValueError, csv.Error, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: cannot read the run's metrics to keep them on resume ({error}); move it away to start a new history") from None
+    if rows and "steps" not in rows[0]:
+        raise CheckpointError(f"{path}: has no 'steps' column; move it away to start a new history")
+    return rows
+
+
 class _Logger:
     """``metrics.csv`` (ours, one table) plus TorchRL's logger for the same scalars."""
 
-    def __init__(self, run_dir: Path, kind: str) -> None:
+    def __init__(self, run_dir: Path, kind: str, earlier: list[dict[str, float]] | None = None) -> None:
         if kind not in ("csv", "tensorboard", "none"):
             raise BadParameterError(f"logger must be csv, tensorboard or none; got {kind!r}")
         self.path = run_dir / "metrics.csv"
-        self.rows: list[dict[str, float]] = []
+        self.rows: list[dict[str, float]] = list(earlier or [])  # a resumed run keeps its history
         self.torchrl = None
         if kind == "csv":
             from torchrl.record.loggers import CSVLogger
