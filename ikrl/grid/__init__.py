@@ -2,8 +2,10 @@
 
 ``plan`` (:mod:`ikrl.grid.plan`) crosses a brace pattern's specs with seeds into cells;
 ``run_grid`` (:mod:`ikrl.grid.run`) trains each cell into its own folder on a backend
-(:mod:`ikrl.grid.backends`); ``summarize`` (:mod:`ikrl.grid.summary`) reduces the folders
-to mean ± std per spec. The folder is the state (:mod:`ikrl.grid.state`).
+(:mod:`ikrl.grid.backends`; the process backend's pool is :mod:`ikrl.grid.pool`, Ray's
+:mod:`ikrl.grid.ray_cluster`, and one cell's run :mod:`ikrl.grid.cell`); ``summarize``
+(:mod:`ikrl.grid.summary`) reduces the folders to mean ± std per spec. The folder is the
+state (:mod:`ikrl.grid.state`), and one run at a time holds it (:mod:`ikrl.grid.lock`).
 """
 
 from __future__ import annotations

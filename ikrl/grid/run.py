@@ -7,7 +7,9 @@ Design:
   failure) and is deleted and rerun from scratch. A rerun with another config is refused
   (mixing budgets would make the means meaningless); another pattern or more seeds with the
   *same* config add cells.
-* **Backends only schedule** (:mod:`ikrl.grid.backends`).
+* **One run per folder** (:mod:`ikrl.grid.lock`): a second run into a folder in use fails at
+  once, naming the run that holds it; a killed run's lock goes with its processes.
+* **Backends only schedule** (:mod:`ikrl.grid.backends`); a dead worker fails only its cell.
 * **Duck-typed config.** :func:`run_grid` needs only ``replace(**changes)`` (a copy with the
   cell's seed) and ``to_dict()`` (what grid.json records and compares) of its ``config``;
   :class:`ikrl.rl.training.run.TrainConfig` has both, tests pass a small stand-in.
@@ -23,8 +25,9 @@ from typing import Any, Literal
 
 from ikrl.errors import GridError
 from ikrl.grid.backends import Backend, backend_named, cpu_count
+from ikrl.grid.lock import grid_lock
 from ikrl.grid.plan import Cell, ConfigLike, TrainFn, seed_list
-from ikrl.grid.state import EVAL_FILE, read_finished, record_grid
+from ikrl.grid.state import EVAL_FILE, check_grid_folder, read_finished, record_grid
 from ikrl.grid.summary import Summary, summarize
 from ikrl.spec.braces import expand_braces
 from ikrl.util.progress import ProgressBar
@@ -96,8 +99,9 @@ def run_grid(
     ``workers`` caps the cells in flight; on a cluster ``out_dir`` must be on a filesystem
     every node shares) or ``"serial"`` (this process, in order).
 
-    A cell that raises is recorded (error.txt in its folder, and in the result) and the
-    others go on. At the end summary.md, summary.csv and summary.png are written to out_dir.
+    A cell that raises, or whose worker process dies, is recorded (error.txt in its folder,
+    and in the result) and the others go on; a rerun retries it. While this runs, ``out_dir``
+    is locked: another run into it raises :class:`~ikrl.errors.GridError` at once. At the end summary.md, summary.csv and summary.png are written to out_dir.
     """
     if workers is None and backend == "process":
         # A run that keeps two processes busy (the goal algorithm's worker) gets two cores:
@@ -114,6 +118,25 @@ def run_grid(
     if train_fn is None:
         from ikrl.rl.training.run import train as train_fn  # imported here: training pulls in torchrl
     out_dir = Path(out_dir)
+    check_grid_folder(out_dir)  # before the lock, which would leave a .lock in someone else's folder
+    with grid_lock(out_dir):
+        outcomes = _run_cells(out_dir, pattern, seeds_used, config, cells, train_fn, runner, progress)
+        summary = summarize(out_dir)
+        summary.write(out_dir)
+    return GridResult(out_dir, tuple(outcomes[cell] for cell in cells), summary)
+
+
+def _run_cells(
+    out_dir: Path,
+    pattern: str,
+    seeds_used: list[int],
+    config: ConfigLike,
+    cells: list[Cell],
+    train_fn: TrainFn,
+    runner: Backend,
+    progress: bool,
+) -> dict[Cell, CellOutcome]:
+    """With the folder locked: record the grid, clear unfinished cells, train the rest."""
     record_grid(out_dir, pattern, seeds_used, config, cells)
 
     outcomes: dict[Cell, CellOutcome] = {}
@@ -148,9 +171,7 @@ def run_grid(
         if jobs:
             runner.run(jobs, finished)
 
-    summary = summarize(out_dir)
-    summary.write(out_dir)
-    return GridResult(out_dir, tuple(outcomes[cell] for cell in cells), summary)
+    return outcomes
 
 
 def _outcome(cell: Cell, record: dict[str, Any]) -> CellOutcome:

@@ -3,7 +3,8 @@
 ``out_dir/grid.json`` records the config and every cell planned there; each cell trains into
 ``out_dir/<cell.folder>``, and the trainer writes ``eval.json`` last, so a folder holding it is
 finished. ``cell.json`` (written after the trainer returns) holds the training seconds,
-``error.txt`` the traceback of a failed cell.
+``error.txt`` the traceback of a failed cell. ``.lock`` is the lock of the run that is
+writing the folder (:mod:`ikrl.grid.lock`).
 """
 
 from __future__ import annotations
@@ -18,14 +19,15 @@ from ikrl.grid.plan import Cell, ConfigLike
 from ikrl.util.files import atomic_write_json, atomic_write_text
 
 __all__ = [
-    "CELL_FILE", "ERROR_FILE", "EVAL_FILE", "GRID_FILE",
-    "config_dict", "grid_cells", "read_finished", "record_grid", "write_error",
+    "CELL_FILE", "ERROR_FILE", "EVAL_FILE", "GRID_FILE", "LOCK_FILE",
+    "check_grid_folder", "config_dict", "grid_cells", "read_finished", "record_grid", "write_error",
 ]  # fmt: skip
 
 GRID_FILE = "grid.json"
 EVAL_FILE = "eval.json"  # written last by the trainer: the marker of a finished cell
 CELL_FILE = "cell.json"  # written by run_grid after the trainer returns: seed, seconds
 ERROR_FILE = "error.txt"  # the traceback of a failed cell
+LOCK_FILE = ".lock"  # held by the run writing the folder; never deleted (see ikrl.grid.lock)
 _GRID_FORMAT = 1
 
 
@@ -55,12 +57,8 @@ def record_grid(
                 f"{out_dir} holds a grid trained with another config: {_differences(old_config, config_data)}. "
                 f"Rerun with the same config to resume or extend that grid, or choose another out_dir"
             )
-    elif out_dir.exists() and any(out_dir.iterdir()):
-        raise GridError(
-            f"{out_dir} is not empty and has no {GRID_FILE}, so it is not an ablation folder; "
-            f"choose a new or empty out_dir"
-        )
     else:
+        check_grid_folder(out_dir)
         old_cells, runs = [], []
     known = {(c["spec"], c["seed"]) for c in old_cells}
     new_cells = [
@@ -75,6 +73,22 @@ def record_grid(
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, grid)
+
+
+def check_grid_folder(out_dir: Path) -> None:
+    """Refuse a folder that holds files but no grid.json: it is someone else's, not a grid.
+
+    Called before the lock is taken too, so that no ``.lock`` is left in such a folder.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GridError(f"{out_dir} is a file, not a folder; choose a new or empty out_dir")
+    if not out_dir.exists() or (out_dir / GRID_FILE).is_file():
+        return
+    if any(entry.name != LOCK_FILE for entry in out_dir.iterdir()):
+        raise GridError(
+            f"{out_dir} is not empty and has no {GRID_FILE}, so it is not an ablation folder; "
+            f"choose a new or empty out_dir"
+        )
 
 
 def _differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
