@@ -1,8 +1,10 @@
 """The robots that ship with ikrl: URDF files and their metadata, installed as package data.
 
 Each robot is a folder holding a URDF and a ``robot.toml`` naming the file, the base and
-tip links, and default success tolerances. This package only describes robots; the robot
-plugins (and :func:`load` for scripts and tests) turn a description into a chain.
+tip links, and the success tolerances its environments default to (the chain declares them
+as ``env_defaults``; :func:`ikrl.make_env` uses them when the user gives none). This package
+only describes robots; the robot plugins (and :func:`load` for scripts and tests) turn a
+description into a chain.
 """
 
 from __future__ import annotations
@@ -62,6 +64,8 @@ def info(name: str) -> RobotInfo:
 
 
 def load(name: str, *, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu") -> Chain:
-    """The chain of robot ``name``, from its base to its tip link."""
+    """The chain of robot ``name``, from its base to its tip link, declaring the tolerances of
+    its ``robot.toml`` as its environments' defaults (``chain.env_defaults``)."""
     robot = info(name)
-    return load_chain(robot.urdf, base=robot.base, tip=robot.tip, dtype=dtype, device=device)
+    chain = load_chain(robot.urdf, base=robot.base, tip=robot.tip, dtype=dtype, device=device)
+    return chain.with_env_defaults(position_tolerance=robot.position_tolerance, rotation_tolerance=robot.rotation_tolerance)

@@ -7,6 +7,10 @@ keyword parameters written in the spec string (``near_target(noise=0.3)`` calls
 ``factory(noise=0.3)``) and nothing else, and returns the component. Names must be unique:
 two plugins providing one name is an error that names both. Robots and algorithms have their own names;
 rewards, samplers and transforms share one namespace, since a spec names them in any order.
+
+A function marked ``@ikrl.hookimpl`` under a name that is not one of these hooks is an error
+suggesting the closest; a plugin implementing none of them gets a warning
+(:mod:`ikrl.extend.plugins`, which also describes ``IKRL_DISABLE_PLUGINS``).
 """
 
 from __future__ import annotations
@@ -28,9 +32,23 @@ def ikrl_robots() -> dict[str, Callable[..., KinematicChain]]:
     """Robots: names to factories returning a kinematic chain: an :class:`ikrl.Chain`, or any
     object satisfying :class:`ikrl.KinematicChain` (a DH table, an analytic arm, ...).
 
-    Called when the registry is built. A URDF robot is one line:
-    ``{"my_arm": lambda: ikrl.load_chain(PATH, base="base_link", tip="tool0")}``.
-    The environment converts the chain to its dtype and device.
+    Called when the registry is built; a factory is called when a spec names its robot, with
+    the spec's parameters (``my_arm(link=0.5)`` calls ``factory(link=0.5)``). A URDF robot is
+    one line: ``{"my_arm": lambda: ikrl.load_chain(PATH, base="base_link", tip="tool0")}``;
+    a robot built in Python is :meth:`ikrl.Chain.from_joints` over :class:`ikrl.Joint` objects
+    (:meth:`~ikrl.Joint.from_xyz_rpy`, :meth:`~ikrl.Joint.from_dh`). The environment
+    converts the chain to its dtype and device.
+
+    **Declared defaults.** The chain may carry an optional attribute ``env_defaults``: a
+    mapping with any of ``position_tolerance`` (metres), ``rotation_tolerance`` (radians, at
+    most pi) and ``max_delta`` (the largest joint change per step, radians or metres: one
+    positive number or one per joint). :func:`ikrl.make_env` uses each one the user does not
+    give (the user's values win; absent ones are the environment's defaults, 5 mm, 2 degrees
+    and 0.1). ``ikrl.Chain.with_env_defaults(...)`` returns a chain declaring them; any other
+    chain object declares them as a plain attribute, e.g. a class attribute
+    ``env_defaults = {"position_tolerance": 0.002}``; no subclassing. A declared value that is
+    not one of those is a :class:`~ikrl.errors.PluginError` naming the robot and its
+    distribution when an environment is built.
     """
     ...
 

@@ -22,14 +22,16 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 from torch import Tensor
 
 from ikrl.errors import ChainError, UnknownLinkError, UnsupportedJointError
 from ikrl.kinematics.protocol import check_joints
+from ikrl.kinematics.se3 import rpy_to_matrix
 
 __all__ = ["SUPPORTED_JOINT_TYPES", "Chain", "Joint", "Mimic"]
 
@@ -49,11 +51,27 @@ class Mimic:
 
 @dataclass(frozen=True, eq=False)
 class Joint:
-    """One joint of a robot description, as a parser hands it to :meth:`Chain.from_joints`.
+    """One joint of a robot description, as a parser (or your own code) hands it to
+    :meth:`Chain.from_joints`.
 
-    ``origin`` is the 4x4 pose of the joint frame in the parent link frame (float64);
-    ``axis`` is in the joint frame and need not be unit length; ``lower``/``upper`` are
-    the limits (radians or metres; ignored for continuous and fixed joints).
+    Frames and units, as in URDF: ``origin`` is the 4x4 pose (float64) of the joint frame in
+    the ``parent`` link's frame; the ``child`` link's frame is the joint frame moved by the
+    joint value ``q`` along ``axis``, so that ``T_parent_child(q) = origin @ M(q)`` with
+    ``M(q)`` a turn of ``q`` radians about ``axis`` (``revolute``, ``continuous``), a slide of
+    ``q`` metres along it (``prismatic``) or the identity (``fixed``). ``axis`` is in the joint
+    frame and need not be unit length. ``lower``/``upper`` are the limits (radians or metres;
+    needed for revolute and prismatic joints, ignored for continuous and fixed ones). ``mimic``
+    makes the joint follow another one (URDF's ``<mimic>``).
+
+    Build the origin from URDF-style ``xyz``/``rpy`` with :meth:`from_xyz_rpy`, or from a
+    modified Denavit-Hartenberg row with :meth:`from_dh`.
+
+    Examples:
+        >>> import torch
+        >>> joint = Joint("elbow", "revolute", "upper_arm", "forearm", torch.eye(4, dtype=torch.float64),
+        ...               axis=(0.0, 1.0, 0.0), lower=-2.5, upper=2.5)
+        >>> joint.type, joint.axis
+        ('revolute', (0.0, 1.0, 0.0))
     """
 
     name: str
@@ -65,6 +83,137 @@ class Joint:
     lower: float | None = None
     upper: float | None = None
     mimic: Mimic | None = None
+
+    @classmethod
+    def from_xyz_rpy(
+        cls,
+        name: str,
+        type: str,
+        parent: str,
+        child: str,
+        *,
+        xyz: Sequence[float] = (0.0, 0.0, 0.0),
+        rpy: Sequence[float] = (0.0, 0.0, 0.0),
+        axis: Sequence[float] = (1.0, 0.0, 0.0),
+        lower: float | None = None,
+        upper: float | None = None,
+        mimic: Mimic | None = None,
+    ) -> Joint:
+        """The joint whose origin is URDF's ``<origin xyz="..." rpy="...">``.
+
+        ``xyz`` (metres) is the joint frame's origin in the parent link frame; ``rpy``
+        (radians) its orientation as URDF writes it: roll about x, then pitch about y, then
+        yaw about z, all about the parent's fixed axes, i.e. the rotation
+        ``Rz(yaw) @ Ry(pitch) @ Rx(roll)`` (:func:`ikrl.kinematics.se3.rpy_to_matrix`). The
+        other arguments are the :class:`Joint` fields; ``axis`` defaults to x, as in URDF.
+        The result is exactly what :func:`ikrl.load_chain` builds from the same numbers.
+
+        Examples:
+            >>> joint = Joint.from_xyz_rpy("j", "revolute", "a", "b", xyz=(0, 0, 0.3), rpy=(0, 0, math.pi / 2),
+            ...                            axis=(0, 0, 1), lower=-1, upper=1)
+            >>> joint.origin[:3, 3].tolist()  # the joint frame's origin, metres
+            [0.0, 0.0, 0.3]
+            >>> torch.allclose(joint.origin[:3, 0], torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))  # its x axis: yawed to y
+            True
+        """
+        where = f"Joint.from_xyz_rpy({name!r})"
+        x, y, z = _three(xyz, "xyz", "metres", where)
+        roll, pitch, yaw = _three(rpy, "rpy", "radians", where)
+        origin = _translation(x, y, z)
+        origin[:3, :3] = rpy_to_matrix(torch.tensor([roll, pitch, yaw], dtype=torch.float64))
+        return cls(
+            name, type, parent, child, origin, axis=_three(axis, "axis", "a direction", where),
+            lower=_optional_float(lower, "lower", where), upper=_optional_float(upper, "upper", where), mimic=mimic,
+        )  # fmt: skip
+
+    @classmethod
+    def from_dh(
+        cls,
+        name: str,
+        type: str,
+        parent: str,
+        child: str,
+        *,
+        a: float = 0.0,
+        alpha: float = 0.0,
+        d: float = 0.0,
+        theta: float = 0.0,
+        lower: float | None = None,
+        upper: float | None = None,
+        mimic: Mimic | None = None,
+    ) -> Joint:
+        """The joint of one row of a **modified** (Craig's, proximal) Denavit-Hartenberg table.
+
+        The row ``(a_{i-1}, alpha_{i-1}, d_i, theta_i)`` gives the pose of link ``i``'s frame
+        in link ``i-1``'s: ``Rx(alpha) @ Tx(a) @ Rz(theta + q) @ Tz(d)`` for a revolute or
+        continuous joint, ``Rx(alpha) @ Tx(a) @ Rz(theta) @ Tz(d + q)`` for a prismatic one
+        and, for a fixed joint (a flange or tool frame), the same with ``q = 0``. So the joint
+        moves about (along) its own frame's z axis, ``theta`` (radians) and ``d`` (metres)
+        being the offsets at ``q = 0``; ``a`` is in metres and ``alpha`` in radians. The
+        joint's ``axis`` is z and its ``origin`` is ``Rx(alpha) Tx(a) Rz(theta) Tz(d)``.
+
+        A **standard** (distal) DH table, with ``T_i = Rz(theta_i + q_i) Tz(d_i) Tx(a_i)
+        Rx(alpha_i)`` (as Universal Robots publish theirs), is the same chain with ``a`` and
+        ``alpha`` taken one row earlier: joint ``i`` is ``from_dh(a=a_{i-1}, alpha=alpha_{i-1},
+        d=d_i, theta=theta_i)`` (``a_0 = alpha_0 = 0``), followed by a fixed joint
+        ``from_dh(a=a_n, alpha=alpha_n)`` to the last frame (``Tx`` and ``Rx`` commute, as do
+        ``Rz`` and ``Tz``).
+
+        Examples:
+            >>> joint = Joint.from_dh("j2", "revolute", "link1", "link2", a=0.3, alpha=-math.pi / 2, d=0.1,
+            ...                       lower=-2, upper=2)
+            >>> joint.axis, joint.origin.round(decimals=12).tolist()
+            ((0.0, 0.0, 1.0), [[1.0, 0.0, 0.0, 0.3], [0.0, 0.0, 1.0, 0.1], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+        """
+        where = f"Joint.from_dh({name!r})"
+        a, alpha, d, theta = (
+            _finite(value, field, unit, where)
+            for value, field, unit in ((a, "a", "metres"), (alpha, "alpha", "radians"), (d, "d", "metres"), (theta, "theta", "radians"))
+        )
+        origin = _rx(alpha) @ _translation(a, 0.0, 0.0) @ _rz(theta) @ _translation(0.0, 0.0, d)
+        return cls(
+            name, type, parent, child, origin, axis=(0.0, 0.0, 1.0),
+            lower=_optional_float(lower, "lower", where), upper=_optional_float(upper, "upper", where), mimic=mimic,
+        )  # fmt: skip
+
+
+def _finite(value: object, field: str, unit: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ChainError(f"{field} must be a finite number ({unit}); got {value!r}", source=where)
+    return float(value)
+
+
+def _optional_float(value: object, field: str, where: str) -> float | None:
+    return None if value is None else _finite(value, field, "radians or metres", where)
+
+
+def _three(values: Sequence[float], field: str, unit: str, where: str) -> tuple[float, float, float]:
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence) or len(values) != 3:
+        raise ChainError(f"{field} must be 3 finite numbers ({unit}); got {values!r}", source=where)
+    x, y, z = (_finite(v, field, unit, where) for v in values)
+    return (x, y, z)
+
+
+def _translation(x: float, y: float, z: float) -> Tensor:
+    pose = torch.eye(4, dtype=torch.float64)
+    pose[:3, 3] = torch.tensor([x, y, z], dtype=torch.float64)
+    return pose
+
+
+def _rotation(angle: float, i: int, j: int) -> Tensor:
+    """A 4x4 turn by ``angle`` radians in the plane of axes ``i`` and ``j`` (float64)."""
+    pose = torch.eye(4, dtype=torch.float64)
+    c, s = math.cos(angle), math.sin(angle)
+    pose[i, i], pose[i, j], pose[j, i], pose[j, j] = c, -s, s, c
+    return pose
+
+
+def _rx(angle: float) -> Tensor:
+    return _rotation(angle, 1, 2)
+
+
+def _rz(angle: float) -> Tensor:
+    return _rotation(angle, 0, 1)
 
 
 class Chain:
@@ -81,6 +230,11 @@ class Chain:
         lower, upper: limit tensors ``[dof]``; ``-inf``/``inf`` for continuous joints.
         continuous: bool tensor ``[dof]``, the joints that wrap around instead of stopping.
         dtype, device: of every tensor the chain takes and returns.
+        env_defaults: what the robot declares for the environments built on it when the user
+            gives no value: any of ``position_tolerance`` (metres), ``rotation_tolerance``
+            (radians) and ``max_delta`` (radians or metres per step, one number or one per
+            joint); empty unless set with :meth:`with_env_defaults`. Any chain may carry this
+            optional attribute (see :mod:`ikrl.extend.hookspecs`).
     """
 
     def __init__(
@@ -94,10 +248,12 @@ class Chain:
         exact: dict[str, Tensor],
         dtype: torch.dtype,
         device: torch.device | str,
+        env_defaults: Mapping[str, float | tuple[float, ...]] | None = None,
     ) -> None:
         # Private: use from_joints / load_chain. ``exact`` holds the float64 CPU originals,
         # so converting a float32 chain to float64 loses nothing.
         self.name = name
+        self.env_defaults: Mapping[str, float | tuple[float, ...]] = MappingProxyType(dict(env_defaults or {}))
         self.base = base
         self.tip = tip
         self.joint_names = joint_names
@@ -147,10 +303,32 @@ class Chain:
     ) -> Chain:
         """Build the chain from ``base`` to ``tip`` out of a robot's joints (a tree).
 
-        ``base`` defaults to the root link; ``tip`` to the only leaf of the movable
-        chain (the child link of the one movable joint with no movable joint below it).
-        Fixed joints after that link are not included: name a ``tip`` to include them.
-        ``source`` names where the joints came from, in error messages.
+        ``joints`` describe the whole robot, in any order: each :class:`Joint` joins its
+        ``parent`` link to its ``child`` link (a link is the child of at most one joint);
+        joints off the path from ``base`` to ``tip`` are ignored, and only those on it need a
+        supported type (:data:`SUPPORTED_JOINT_TYPES`). ``links`` adds link names no joint
+        mentions (for messages). ``base`` defaults to the root link; ``tip`` to the only leaf
+        of the movable chain (the child link of the one movable joint with no movable joint
+        below it). Fixed joints after that link are not included: name a ``tip`` to include
+        them. Poses are of the tip frame in the base frame (metres), ``q`` holds the actuated
+        joints from base to tip (mimic joints follow theirs). ``name`` is the robot's name,
+        ``dtype``/``device`` those of the chain's tensors (the constants stay float64), and
+        ``source`` names where the joints came from, in error messages
+        (:class:`~ikrl.errors.ChainError` and its subclasses).
+
+        Examples:
+            A planar arm: two turns about z, 0.5 m and 0.3 m links along x.
+
+            >>> joints = [
+            ...     Joint.from_xyz_rpy("shoulder", "revolute", "base", "upper", axis=(0, 0, 1), lower=-3, upper=3),
+            ...     Joint.from_xyz_rpy("elbow", "revolute", "upper", "fore", xyz=(0.5, 0, 0), axis=(0, 0, 1), lower=-3, upper=3),
+            ...     Joint.from_xyz_rpy("flange", "fixed", "fore", "tool", xyz=(0.3, 0, 0)),
+            ... ]
+            >>> arm = Chain.from_joints(joints, tip="tool", name="planar", dtype=torch.float64)
+            >>> arm.joint_names, arm.base
+            (('shoulder', 'elbow'), 'base')
+            >>> arm.forward_kinematics(torch.tensor([0.0, math.pi / 2], dtype=torch.float64))[:3, 3].round(decimals=12).tolist()
+            [0.5, 0.3, 0.0]
         """
         tree = _Tree(joints, links, source)
         base = tree.root() if base is None else tree.check_link(base, "base")
@@ -169,7 +347,34 @@ class Chain:
             joint_types=self.joint_types, exact=self._exact,
             dtype=self.dtype if dtype is None else dtype,
             device=self.device if device is None else device,
+            env_defaults=self.env_defaults,
         )  # fmt: skip
+
+    def with_env_defaults(
+        self,
+        *,
+        position_tolerance: float | None = None,
+        rotation_tolerance: float | None = None,
+        max_delta: float | Sequence[float] | None = None,
+    ) -> Chain:
+        """A copy declaring what :func:`ikrl.make_env` uses when the user gives no value: the
+        success tolerances (``position_tolerance`` in metres, ``rotation_tolerance`` in
+        radians) and ``max_delta``, the largest joint change per step (radians or metres, one
+        number or one per joint). Arguments left None keep what the chain declared before;
+        the values are checked when an environment is built (a
+        :class:`~ikrl.errors.PluginError` naming the robot and its distribution).
+
+        Examples:
+            >>> import ikrl_robots
+            >>> chain = ikrl_robots.load("panda").with_env_defaults(position_tolerance=0.002)
+            >>> chain.env_defaults["position_tolerance"]
+            0.002
+        """
+        given = {"position_tolerance": position_tolerance, "rotation_tolerance": rotation_tolerance, "max_delta": max_delta}
+        declared = {k: (tuple(v) if isinstance(v, Sequence) else v) for k, v in given.items() if v is not None}
+        copy = self.to()
+        copy.env_defaults = MappingProxyType({**self.env_defaults, **declared})
+        return copy
 
     def __repr__(self) -> str:
         dtype = str(self.dtype).removeprefix("torch.")
