@@ -229,3 +229,19 @@ def test_bad_seeds_are_named_errors_on_the_command_line(tmp_path):
         assert result.output.strip() == f"error: TrainConfig: seed must be an int from 0 to 4294967295; got {seed}"
     result = runner.invoke(app, ["solve", "panda", "--random", "2", "--seed", "-1", "--out", str(tmp_path / "s.csv")])
     assert result.exit_code == 1 and "seed must be an int from 0 to 4294967295; got -1" in result.output
+
+
+def test_default_run_folders_of_different_specs_never_collide(tmp_path, monkeypatch):
+    from ikrl.grid.plan import run_folder_name
+
+    long = "dobot_cr5+weighted_pose(w=1,1,1,0.2,0.2,0.2)+near_target(noise=0.25)+sincos+normalize"
+    names = {
+        run_folder_name(spec, "goal", 0)
+        for spec in (long + "+target", long + "+raw", "panda+fixed(file='a b.csv')", "panda+fixed(file='a/b.csv')")
+    }
+    assert len(names) == 4 and all(len(name) < 120 for name in names)
+    assert run_folder_name("panda+sincos", "apg", 3) == "panda+sincos-apg-seed3"  # readable when nothing is lost
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "panda+weighted_pose(w=1, 1, 1, 0, 0, 0)", "--steps", "32", "--batch-size", "8", "--eval-targets", "2", "--no-progress", "--algorithm", "apg"])
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [run_folder_name("panda+weighted_pose(w=1,1,1,0,0,0)", "apg", 0)]

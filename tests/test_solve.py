@@ -243,3 +243,19 @@ def test_solving_on_cuda_matches_the_cpu_verdicts():
     assert result.q.device.type == "cuda" and result.success_rate >= 0.99
     position, rotation = pose_errors(chain.forward_kinematics(result.q).cpu().double(), targets.double())
     assert bool(((position < 1e-3) & (rotation < math.radians(1.0)))[result.success.cpu()].all())
+
+
+def test_float32_solutions_at_a_limit_are_within_the_float64_limit():
+    # A float32 limit rounded outward would let a solution at the limit exceed the URDF's
+    # value by ~2e-7 rad when read in float64; the chain rounds its float32 limits inward.
+    chain = ikrl_robots.load("panda").to(dtype=torch.float32)
+    exact = chain.to(dtype=torch.float64)
+    generator = torch.Generator().manual_seed(0)
+    q = random_joints(exact, 400, generator)
+    at_limit = torch.rand(q.shape, generator=generator, dtype=torch.float64) < 0.3
+    q = torch.where(at_limit, torch.where(torch.rand(q.shape, generator=generator) < 0.5, exact.lower, exact.upper), q)
+    result = solve(chain, exact.forward_kinematics(q).float(), seed=0)
+    solved = result.q.double()
+    assert bool((solved >= exact.lower).all() & (solved <= exact.upper).all())
+    assert bool((solved == chain.upper.double()).any() | (solved == chain.lower.double()).any())  # some sit at a limit
+    assert result.statistics(chain)["within_limits"] == 1.0

@@ -58,7 +58,8 @@ def train(
 
     The run folder gets checkpoint.pt, config.json, metrics.csv, curves.png, eval.json and logs/.
     """
-    from ikrl.grid.plan import spec_slug
+    from ikrl.grid.plan import run_folder_name
+    from ikrl.spec.grammar import EnvSpec
     from ikrl.rl.training.run import TrainConfig
     from ikrl.rl.training.run import train as run_training
     from ikrl.util.files import check_destination
@@ -67,7 +68,7 @@ def train(
         algorithm=algorithm, minutes=minutes, steps=steps, batch_size=batch_size, seed=seed,
         device=device, eval_targets=eval_targets, threads=threads, params=_params(param or []),
     )  # fmt: skip
-    folder = out or Path("runs") / f"{spec_slug(spec)}-{algorithm}-seed{seed}"
+    folder = out or Path("runs") / run_folder_name(str(EnvSpec.parse(spec)), algorithm, seed)
     check_destination(folder, folder=True)
     console.print(f"training {spec} with {algorithm} into {folder}", highlight=False)
     result = run_training(spec, config, folder, resume=resume, overwrite=overwrite, progress=progress, logger=logger)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from ikrl.errors import GridError
 from ikrl.spec.braces import expand_braces
 
-__all__ = ["Cell", "ConfigLike", "TrainFn", "plan", "seed_list", "spec_slug"]
+__all__ = ["Cell", "ConfigLike", "TrainFn", "plan", "run_folder_name", "seed_list", "spec_digest", "spec_slug"]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+=-]+")
 _SLUG_LENGTH = 80
@@ -20,6 +20,25 @@ _SLUG_LENGTH = 80
 def spec_slug(spec: str) -> str:
     """A spec as a safe folder name (see :attr:`Cell.folder`); ``ikrl train`` uses it too."""
     return _UNSAFE.sub("-", spec)[:_SLUG_LENGTH].strip("-.") or "spec"
+
+
+def spec_digest(spec: str) -> str:
+    """8 hex digits of the SHA-256 of ``spec``: tells specs apart whose slugs collide."""
+    return hashlib.sha256(spec.encode()).hexdigest()[:8]
+
+
+def run_folder_name(spec: str, algorithm: str, seed: int) -> str:
+    """``ikrl train``'s default run folder name: ``<spec>-<algorithm>-seed<n>``, with the
+    spec's digest added when its slug is not the spec itself (cut, or punctuation replaced),
+    so two specs never share a folder.
+
+    >>> run_folder_name("dobot_cr5+weighted_pose+sincos", "goal", 0)
+    'dobot_cr5+weighted_pose+sincos-goal-seed0'
+    >>> run_folder_name("panda+weighted_pose(w=1,1,1,0,0,0)", "goal", 0)
+    'panda+weighted_pose-w=1-1-1-0-0-0-goal-seed0-c7a21a2d'
+    """
+    slug = spec_slug(spec)
+    return f"{slug}-{algorithm}-seed{seed}" + ("" if slug == spec else f"-{spec_digest(spec)}")
 
 
 @dataclass(frozen=True)
@@ -39,9 +58,7 @@ class Cell:
         the spec) keeps two specs apart when their slugs collide (cut, or differing only in
         punctuation or case). All seeds of one spec share the hash.
         """
-        slug = spec_slug(self.spec)
-        digest = hashlib.sha256(self.spec.encode()).hexdigest()[:8]
-        return f"{slug}-seed{self.seed}-{digest}"
+        return f"{spec_slug(self.spec)}-seed{self.seed}-{spec_digest(self.spec)}"
 
 
 def plan(pattern: str, seeds: int | Sequence[int] = 3) -> list[Cell]:

@@ -263,8 +263,10 @@ class Chain:
         self.device = torch.device(device)
         self._exact = exact
         cast = {k: v.to(device=self.device, dtype=dtype) for k, v in exact.items() if v.is_floating_point()}
-        self.lower = cast["lower"]
-        self.upper = cast["upper"]
+        # Rounded inward: a float32 value at its limit is then within the float64 limit too,
+        # so a solution read in float64 never exceeds the URDF's limit by a rounding (2e-7 rad).
+        self.lower = _rounded_inward(exact["lower"], cast["lower"], up=True)
+        self.upper = _rounded_inward(exact["upper"], cast["upper"], up=False)
         self.continuous = exact["continuous"].to(self.device)
         # Local-transform coefficients, a constant and the factors of (cos q, sin q[, q]),
         # keyed by (to the tip?, batch last?): batch-last [n, 12, 1 or k] (rows 0-2),
@@ -818,3 +820,14 @@ def _precompute(path: list[Joint], tree: _Tree, source: str) -> tuple[dict[str, 
         "continuous": torch.tensor([v.type == "continuous" for v in variables], dtype=torch.bool),
     }
     return exact, tuple(v.name for v in variables), tuple(v.type for v in variables)
+
+
+def _rounded_inward(exact: Tensor, cast: Tensor, *, up: bool) -> Tensor:
+    """``cast`` (``exact`` in a narrower dtype) moved one step toward the inside where rounding
+    took it outside: up for lower limits, down for upper ones. Infinities stay."""
+    wide = cast.to(exact.device, torch.float64)
+    outside = wide < exact if up else wide > exact
+    if not bool(outside.any()):
+        return cast
+    toward = torch.full_like(cast, math.inf if up else -math.inf)
+    return torch.where(outside.to(cast.device), torch.nextafter(cast, toward), cast)

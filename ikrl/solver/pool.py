@@ -94,12 +94,14 @@ class SolveResult:
 
     def statistics(self, chain: KinematicChain) -> dict[str, float]:
         """Summary numbers of the batch: ``solved`` and ``targets`` (counts), ``within_limits``
-        (1.0 when every joint value lies inside ``chain``'s limits, in the result's dtype),
+        (1.0 when every joint value, read in float64, lies inside ``chain``'s float64 limits),
         position errors (metres) and rotation errors (radians), median and max, iterations
         (mean, max) and candidate starts (mean) per target."""
         position, rotation = self.position_error.double(), self.rotation_error.double()
         empty = not self.success.numel()
-        inside = bool(((self.q >= chain.lower.to(self.q.dtype)) & (self.q <= chain.upper.to(self.q.dtype))).all())
+        exact = chain.to(device=self.q.device, dtype=torch.float64)
+        q = self.q.detach().double()
+        inside = bool(((q >= exact.lower) & (q <= exact.upper)).all())
         return {
             "solved": int(self.success.sum()),
             "targets": int(self.success.numel()),
