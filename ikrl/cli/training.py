@@ -59,9 +59,9 @@ def train(
     The run folder gets checkpoint.pt, config.json, metrics.csv, curves.png, eval.json and logs/.
     """
     from ikrl.grid.plan import run_folder_name
-    from ikrl.spec.grammar import EnvSpec
     from ikrl.rl.training.run import TrainConfig
     from ikrl.rl.training.run import train as run_training
+    from ikrl.spec.grammar import EnvSpec
     from ikrl.util.files import check_destination
 
     config = TrainConfig(
