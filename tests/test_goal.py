@@ -318,3 +318,30 @@ def test_goal_seeds_are_heads_not_a_rollout(tmp_path):
     result = ikrl.solve(env.chain, targets, warm_start=lambda q: policy_starts(checkpoint, env.chain, targets, q))
     assert bool(result.success.all())
     assert checkpoint.shared_policy("cpu", env.chain) is checkpoint.shared_policy("cpu", env.chain)  # built once
+
+
+def test_the_goal_worker_ends_when_its_trainer_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.grid_helpers import children, running, wait_for
+
+    script = (
+        "from ikrl.rl.training.run import TrainConfig, train\n"
+        f"train({SPEC!r}, TrainConfig(minutes=2, batch_size=16, eval_targets=4, hidden=(8,), "
+        "params={'heads': 1, 'goal_width': 8, 'goal_depth': 1}), "
+        f"{str(tmp_path / 'run')!r}, progress=False, logger='none')\n"
+    )
+    trainer = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd())
+    try:
+        wait_for(lambda: bool(children(trainer.pid)), timeout=120, what="the goal network's worker to start")
+        (worker,) = children(trainer.pid)
+        assert "ikrl.rl.training.goal_heads" in open(f"/proc/{worker}/cmdline").read()
+        os.kill(trainer.pid, signal.SIGKILL)
+        trainer.wait(timeout=30)
+        wait_for(lambda: not running(worker), timeout=30, what="the worker to end with its trainer")
+    finally:
+        if trainer.poll() is None:
+            trainer.kill()

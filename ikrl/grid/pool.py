@@ -21,9 +21,6 @@ from __future__ import annotations
 import os
 import pickle
 import signal
-import sys
-import threading
-import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,11 +29,9 @@ from typing import Any
 
 from ikrl.errors import GridError
 from ikrl.grid.cell import Finished, Job, died_message, lost_cell, run_cell
+from ikrl.util.processes import end_with_parent
 
 __all__ = ["run_pool"]
-
-_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
 
 @dataclass(eq=False)
 class _Worker:
@@ -172,7 +167,7 @@ def _inherit(duplicates: list[Any]) -> _Inherited:
 
 def _work(conn: Connection, threads: int, parent: int, inherited: _Inherited) -> None:
     """A worker's life: run the cells its pipe brings until told to stop (None) or orphaned."""
-    _end_with_parent(parent)
+    end_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # on Ctrl-C the parent decides, and kills its workers
     del inherited  # its descriptors stay open: nothing closes them before this process ends
     import torch
@@ -197,32 +192,3 @@ def _work(conn: Connection, threads: int, parent: int, inherited: _Inherited) ->
         else:
             record = run_cell(train_fn, spec, seed, config, run_dir, threads=None)
         conn.send((index, record))
-
-
-def _end_with_parent(parent: int) -> None:
-    """Make this process end when ``parent`` does: the kernel's SIGKILL, else a watchdog."""
-    if _parent_death_signal():
-        if os.getppid() != parent:  # the parent died before the prctl: nobody would kill us now
-            os._exit(1)
-        return
-    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="ikrl-grid-watchdog").start()
-
-
-def _parent_death_signal() -> bool:
-    """Linux: ask for SIGKILL when the parent dies (prctl through libc); False where unavailable."""
-    if not sys.platform.startswith("linux"):
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        ulong = ctypes.c_ulong
-        return libc.prctl(_PR_SET_PDEATHSIG, ulong(int(signal.SIGKILL)), ulong(0), ulong(0), ulong(0)) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _watch_parent(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)

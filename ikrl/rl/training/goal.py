@@ -311,7 +311,7 @@ class _Worker:
         self.log = (self.folder / "log.txt").open("w")
         environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ikrl.rl.training.goal_heads", str(self.folder)],
+            [sys.executable, "-m", "ikrl.rl.training.goal_heads", str(self.folder), str(os.getpid())],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=environment,

@@ -24,6 +24,7 @@ import torch
 from ikrl.rl.goal.heads import GoalNet, heads_loss
 from ikrl.rl.training.schedules import cosine_lr
 from ikrl.util.files import atomic_write
+from ikrl.util.processes import end_with_parent
 
 __all__ = ["HeadsTraining", "main"]
 
@@ -89,11 +90,14 @@ def load_part(path: Path) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ikrl.rl.training.goal_heads FOLDER``: train the goal network described by
+    """``python -m ikrl.rl.training.goal_heads FOLDER [PARENT_PID]``: train the goal network described by
     ``FOLDER/init.pt`` for its CPU seconds, writing snapshots and ``final.pt``."""
     from ikrl.env.make import make_env
 
-    folder = Path((argv if argv is not None else sys.argv[1:])[0])
+    args = argv if argv is not None else sys.argv[1:]
+    folder = Path(args[0])
+    if len(args) > 1:  # the trainer's pid: this worker ends with it (ikrl.util.processes)
+        end_with_parent(int(args[1]))
     init = load_part(folder / "init.pt")
     torch.set_num_threads(1)
     env = make_env(init["spec"], batch_size=1, seed=0, dtype=getattr(torch, init["dtype"]))
