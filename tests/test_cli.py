@@ -118,3 +118,19 @@ def test_check_names_the_plugin_and_its_line_when_it_raises(monkeypatch):
     line = Typo.__call__.__code__.co_firstlineno + 1
     assert result.output.startswith("error: reward 'typo' (<registered in code>) raised AttributeError: 'PoseError' object has no attribute 'positon'")
     assert result.output.strip().endswith(f"test_cli.py:{line}, in __call__)")
+
+
+def test_demo_checks_its_destination_first_and_never_overwrites(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    picture = tmp_path / "arm.png"
+    picture.write_text("precious")
+    result = runner.invoke(app, ["demo", "--robot", "panda", "--batch", "64", "--out", str(picture)])
+    assert result.exit_code == 1 and f"--out {picture} exists: ikrl never overwrites a result" in result.output
+    assert picture.read_text() == "precious"
+    result = runner.invoke(app, ["demo", "--robot", "panda", "--batch", "64", "--out", "/proc/x.png"])
+    assert result.exit_code == 1 and "cannot write in /proc" in result.output
+    for expected in ("ikrl-demo.png", "ikrl-demo-2.png"):
+        assert runner.invoke(app, ["demo", "--robot", "panda", "--batch", "64"]).exit_code == 0
+        assert (tmp_path / expected).is_file()
+    result = runner.invoke(app, ["demo", "--robot", "panda", "--batch", "64", "--seed", "-3"])
+    assert result.exit_code == 1 and "demo: seed must be an int from 0 to 4294967295; got -3" in result.output

@@ -10,9 +10,10 @@ import torch
 import typer
 from rich.table import Table
 
-from ikrl.cli.base import _fail, command, console
+from ikrl.cli.base import _fail, command, console, result_path
 from ikrl.errors import IkrlError
 from ikrl.kinematics.protocol import jacobian_error
+from ikrl.util.checks import check_seed
 from ikrl.util.timing import best_time
 
 
@@ -20,7 +21,8 @@ from ikrl.util.timing import best_time
 def demo(
     robot: Annotated[str, typer.Option(help="A robot: one that ships with ikrl or one a plugin provides (ikrl list).")] = "dobot_cr5",
     batch: Annotated[int, typer.Option(min=1, help="Configurations in the batched forward kinematics.")] = 65536,
-    out: Annotated[Path, typer.Option(help="Where to write the picture of the arm (PNG).")] = Path("ikrl-demo.png"),
+    out: Annotated[Path | None, typer.Option(help="Where to write the picture of the arm (PNG; default: a new ikrl-demo.png).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (default: refuse).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random configurations.")] = 0,
     threads: Annotated[int, typer.Option(min=1, help="torch CPU threads.")] = 2,
 ) -> None:
@@ -30,9 +32,10 @@ def demo(
     from ikrl.spec.grammar import Part
     from ikrl.viz.arm import draw_arm
 
+    out = result_path(out, "ikrl-demo.png", overwrite=overwrite)
     torch.set_num_threads(threads)
     chain = build_robot(Part(robot))
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(check_seed("demo", seed))
     q = random_joints(chain, batch, generator)  # within the limits; continuous joints in [-pi, pi)
 
     table = Table(title=f"{chain.name}", show_header=False)
