@@ -23,6 +23,17 @@ def reachable(chain, n, seed=0):
     return q, chain.forward_kinematics(q)
 
 
+@pytest.fixture(autouse=True, params=["compiled", "tensor"])
+def backend(request, monkeypatch):
+    """Every test here runs on both paths of the solver: ``backend="auto"`` then takes the
+    compiled one (numba) or, with its size bound at 0, the tensor one."""
+    import ikrl.solver.pool as pool
+
+    if request.param == "tensor":
+        monkeypatch.setattr(pool, "COMPILED_UP_TO", 0)
+    return request.param
+
+
 @pytest.mark.parametrize("robot", ["dobot_cr5", "panda", "ur5e"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 def test_reachable_targets_are_solved_within_limits(robot, dtype):
@@ -259,3 +270,58 @@ def test_float32_solutions_at_a_limit_are_within_the_float64_limit():
     assert bool((solved >= exact.lower).all() & (solved <= exact.upper).all())
     assert bool((solved == chain.upper.double()).any() | (solved == chain.lower.double()).any())  # some sit at a limit
     assert result.statistics(chain)["within_limits"] == 1.0
+
+
+def test_the_compiled_kinematics_are_the_chains(backend):
+    from ikrl.solver import kernel
+
+    for robot in ("dobot_cr5", "panda", "ur5e"):
+        chain = ikrl_robots.load(robot, dtype=torch.float64)
+        q, _ = reachable(chain, 20)
+        pose, jac = chain.forward_kinematics_and_jacobian(q)
+        for i in range(len(q)):
+            tip, compiled = kernel.fk_jacobian(chain, q[i].numpy())
+            assert abs(tip - pose[i].numpy()).max() < 1e-12 and abs(compiled - jac[i].numpy()).max() < 1e-12
+
+
+def test_both_backends_judge_alike_and_the_compiled_errors_are_pose_errors(backend):
+    chain = ikrl_robots.load("panda", dtype=torch.float64)
+    _, targets = reachable(chain, 50, seed=3)
+    compiled = solve(chain, targets, backend="compiled")
+    tensor = solve(chain, targets, backend="tensor")
+    assert bool(compiled.success.all()) and bool(tensor.success.all())
+    position, rotation = pose_errors(chain.forward_kinematics(compiled.q), targets)
+    assert torch.allclose(position, compiled.position_error, atol=1e-12) and torch.allclose(rotation, compiled.rotation_error, atol=1e-9)
+    assert compiled.q.dtype == tensor.q.dtype == torch.float64 and compiled.iterations.dtype == torch.int64
+
+
+def test_the_compiled_path_repeats_with_a_seed_and_any_number_of_threads(backend):
+    chain = ikrl_robots.load("ur5e", dtype=torch.float32)
+    _, targets = reachable(chain, 80, seed=4)  # above PARALLEL_FROM: the parallel loop
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = solve(chain, targets, seed=9, backend="compiled")
+        torch.set_num_threads(2)
+        two = solve(chain, targets, seed=9, backend="compiled")
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one.q, two.q) and torch.equal(one.attempts, two.attempts)
+
+
+def test_backend_names_and_where_the_compiled_path_cannot_run(backend):
+    chain = ikrl_robots.load("ur5e", dtype=torch.float32)
+    _, targets = reachable(chain, 2)
+    with pytest.raises(BadParameterError, match=r"^solve: backend must be 'auto' or 'compiled' or 'tensor'; got 'fast'$"):
+        solve(chain, targets, backend="fast")
+
+    class Wrapped:  # a KinematicChain that is not a Chain
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    with pytest.raises(BadParameterError, match=r"backend 'compiled' cannot run here: it runs a Chain on the CPU; got Wrapped on cpu"):
+        solve(Wrapped(chain), targets, backend="compiled")
+    assert bool(solve(Wrapped(chain), targets).success.all())  # auto: the tensor path

@@ -265,8 +265,8 @@ class Chain:
         cast = {k: v.to(device=self.device, dtype=dtype) for k, v in exact.items() if v.is_floating_point()}
         # Rounded inward: a float32 value at its limit is then within the float64 limit too,
         # so a solution read in float64 never exceeds the URDF's limit by a rounding (2e-7 rad).
-        self.lower = _rounded_inward(exact["lower"], cast["lower"], up=True)
-        self.upper = _rounded_inward(exact["upper"], cast["upper"], up=False)
+        self.lower = _rounded_inward(exact["lower"], dtype, up=True).to(self.device)
+        self.upper = _rounded_inward(exact["upper"], dtype, up=False).to(self.device)
         self.continuous = exact["continuous"].to(self.device)
         # Local-transform coefficients, a constant and the factors of (cos q, sin q[, q]),
         # keyed by (to the tip?, batch last?): batch-last [n, 12, 1 or k] (rows 0-2),
@@ -822,12 +822,11 @@ def _precompute(path: list[Joint], tree: _Tree, source: str) -> tuple[dict[str, 
     return exact, tuple(v.name for v in variables), tuple(v.type for v in variables)
 
 
-def _rounded_inward(exact: Tensor, cast: Tensor, *, up: bool) -> Tensor:
-    """``cast`` (``exact`` in a narrower dtype) moved one step toward the inside where rounding
-    took it outside: up for lower limits, down for upper ones. Infinities stay."""
-    wide = cast.to(exact.device, torch.float64)
-    outside = wide < exact if up else wide > exact
+def _rounded_inward(exact: Tensor, dtype: torch.dtype, *, up: bool) -> Tensor:
+    """``exact`` (float64, on the CPU) in ``dtype``, moved one step toward the inside where
+    rounding took it outside: up for lower limits, down for upper ones. Infinities stay."""
+    cast = exact.to(dtype)
+    outside = cast.double() < exact if up else cast.double() > exact
     if not bool(outside.any()):
         return cast
-    toward = torch.full_like(cast, math.inf if up else -math.inf)
-    return torch.where(outside.to(cast.device), torch.nextafter(cast, toward), cast)
+    return torch.where(outside, torch.nextafter(cast, torch.full_like(cast, math.inf if up else -math.inf)), cast)

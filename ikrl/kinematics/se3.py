@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -369,6 +370,28 @@ def wrap_angle(x: Tensor) -> Tensor:
 POSE_TOLERANCE = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-5}
 
 
+def _pose_defects(flat: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per pose of ``flat [N, 4, 4]``, as numpy arrays: whether every entry is finite, the
+    largest entry of ``|R^T R - I|``, the largest of ``|bottom row - (0 0 0 1)|`` and
+    ``det R``, computed in the poses' dtype. A few poses on the CPU are checked in numpy
+    (torch's per-call overhead would cost a batch-1 solve more than the solve), others by torch."""
+    if flat.device.type == "cpu" and flat.shape[0] <= 64 and flat.dtype in (torch.float32, torch.float64):
+        values = flat.detach().numpy()
+        rotation = values[:, :3, :3]
+        off = np.abs(rotation.transpose(0, 2, 1) @ rotation - np.eye(3, dtype=values.dtype)).reshape(-1, 9).max(-1)
+        bottom = np.abs(values[:, 3, :] - np.array([0, 0, 0, 1], dtype=values.dtype)).max(-1)
+        finite = np.isfinite(values).reshape(-1, 16).all(-1)
+        with np.errstate(invalid="ignore"):  # non-finite poses are reported first anyway
+            return np.asarray(finite), off, bottom, np.linalg.det(rotation)
+    rotation = flat[:, :3, :3]
+    eye = torch.eye(3, dtype=flat.dtype, device=flat.device)
+    off = (rotation.transpose(-1, -2) @ rotation - eye).abs().flatten(1).amax(-1)
+    bottom = (flat[:, 3, :] - torch.tensor([0, 0, 0, 1], dtype=flat.dtype, device=flat.device)).abs().amax(-1)
+    finite = torch.isfinite(flat).flatten(1).all(-1)
+    det = torch.linalg.det(rotation) if bool(finite.all()) else torch.zeros(len(flat), dtype=flat.dtype, device=flat.device)
+    return tuple(x.detach().cpu().numpy() for x in (finite, off, bottom, det))  # type: ignore[return-value]
+
+
 def check_poses(poses: Tensor, what: str = "targets[{}]") -> Tensor:
     """``poses [..., 4, 4]``, checked to be rigid transforms: finite, the rotation block
     orthonormal with determinant +1 and the bottom row ``0 0 0 1``, within
@@ -395,26 +418,20 @@ def check_poses(poses: Tensor, what: str = "targets[{}]") -> Tensor:
         label = what.format(", ".join(str(i) for i in where))
         return NotAPoseError(f"{label} is not a pose: {problem}")
 
-    finite = torch.isfinite(flat).flatten(1).all(-1)
+    finite, off, bottom, det = _pose_defects(flat)
     if not bool(finite.all()):
-        raise fail(int(torch.nonzero(~finite)[0, 0]), "it has an entry that is not finite")
-    rotation = flat[:, :3, :3]
-    eye = torch.eye(3, dtype=flat.dtype, device=flat.device)
-    off = (rotation.transpose(-1, -2) @ rotation - eye).abs().flatten(1).amax(-1)
+        raise fail(int(np.nonzero(~finite)[0][0]), "it has an entry that is not finite")
     if bool((off > tolerance).any()):
-        index = int(torch.nonzero(off > tolerance)[0, 0])
+        index = int(np.nonzero(off > tolerance)[0][0])
         raise fail(
             index,
             f"its rotation block is not orthonormal (largest entry of R^T R - I is {float(off[index]):.3g}; "
             f"tolerance {tolerance:g} for {str(poses.dtype).removeprefix('torch.')})",
         )
-    bottom = flat[:, 3, :] - torch.tensor([0, 0, 0, 1], dtype=flat.dtype, device=flat.device)
-    wrong = bottom.abs().amax(-1) > tolerance
-    if bool(wrong.any()):
-        index = int(torch.nonzero(wrong)[0, 0])
+    if bool((bottom > tolerance).any()):
+        index = int(np.nonzero(bottom > tolerance)[0][0])
         row = " ".join(f"{float(v):g}" for v in flat[index, 3])
         raise fail(index, f"its bottom row is {row}, not 0 0 0 1")
-    det = torch.linalg.det(rotation)
     if bool((det < 0).any()):
-        raise fail(int(torch.nonzero(det < 0)[0, 0]), "its rotation block has determinant -1 (a reflection, not a rotation)")
+        raise fail(int(np.nonzero(det < 0)[0][0]), "its rotation block has determinant -1 (a reflection, not a rotation)")
     return poses

@@ -46,7 +46,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ikrl.errors import JointInputError, ShapeError
+from ikrl.errors import BadParameterError, JointInputError, ShapeError
+from ikrl.kinematics.chain import Chain
 from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
 from ikrl.kinematics.se3 import check_poses, pose_errors
 from ikrl.util.checks import check_int, check_number, check_seed
@@ -75,6 +76,11 @@ _ROTATION_LENGTH = 0.2
 _MIN_WIDTH = 1024
 #: Rows are regrouped once this fraction (1/_REGROUP) of them has finished.
 _REGROUP = 8
+#: ``backend="auto"`` takes the compiled path up to this many targets: it is faster at every
+#: batch size measured on a CPU (benchmarks/solve.py); the bound only keeps its float64
+#: host copies of huge batches from doubling their memory.
+COMPILED_UP_TO = 1_000_000
+BACKENDS = ("auto", "compiled", "tensor")
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ def solve(
     restarts: int = 200,
     seeds: int = 2048,
     seed: int = 0,
+    backend: str = "auto",
 ) -> SolveResult:
     """Joint values that reach ``targets`` (``[N, 4, 4]`` poses of the tip in the base frame).
 
@@ -146,6 +153,10 @@ def solve(
             of them solves is reported as a failure.
         seeds: size of the seed table (0: no table, the first candidates are uniform).
         seed: of the solver's own random stream (seed table and restarts).
+        backend: ``"compiled"`` (:mod:`ikrl.solver.kernel`: each target's search as compiled
+            code, a :class:`~ikrl.kinematics.chain.Chain` on the CPU), ``"tensor"`` (batched
+            torch operations: any chain, any device) or ``"auto"``: compiled where it applies.
+            Both take the same steps in the same candidate order and judge success alike.
 
     Returns the best joint values found for every target, failures included (flagged).
     """
@@ -157,6 +168,21 @@ def solve(
     # who made their targets from the same seed, starting the solver on the answers.
     generator = torch.Generator(device=chain.device).manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)
     first = _start_queue(chain, starts, n, "starts must have") if starts is not None else None
+    if _use_compiled(chain, n, backend):
+        from ikrl.solver import kernel  # numba loads on first use, not with ikrl
+
+        if warm_start is not None:
+            if first is None:
+                first = _seed_table_neighbours(chain, targets, seeds, generator)[:, :1] if seeds else random_joints(chain, n, generator)[:, None]
+                generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # the search draws the table again
+            first = _start_queue(chain, warm_start(first[:, 0]), n, "warm_start must return joint values of")
+        q, position, rotation, iterations, attempts = kernel.search(
+            chain, targets, first, seeds, _NEIGHBOURS, generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
+        )
+        # Reported in the chain's dtype, and judged on what is reported.
+        position, rotation = position.to(chain.dtype), rotation.to(chain.dtype)
+        success = (position < position_tolerance) & (rotation < rotation_tolerance)
+        return SolveResult(q, success, position, rotation, iterations, attempts)
     neighbours = _seed_table_neighbours(chain, targets, seeds, generator) if seeds and n else None
     if warm_start is not None and n:
         if first is None:
@@ -351,6 +377,20 @@ class _Pool:
 
 
 # ---------------------------------------------------------------------------------- pieces
+
+
+def _use_compiled(chain: KinematicChain, n: int, backend: str) -> bool:
+    """Whether ``n`` targets go to the compiled path (:mod:`ikrl.solver.kernel`): it needs a
+    :class:`~ikrl.kinematics.chain.Chain` on the CPU."""
+    if backend not in BACKENDS:
+        raise BadParameterError(component="solve", parameter="backend", accepted=" or ".join(map(repr, BACKENDS)), value=backend)
+    fits = isinstance(chain, Chain) and chain.device.type == "cpu"
+    if backend == "compiled" and not fits:
+        raise BadParameterError(
+            f"solve: backend 'compiled' cannot run here: it runs a Chain on the CPU; got {type(chain).__name__} "
+            f"on {chain.device}; use backend='tensor' or 'auto'"
+        )
+    return backend != "tensor" and fits and n > 0 and (backend == "compiled" or n <= COMPILED_UP_TO)
 
 
 def _start_queue(chain: KinematicChain, starts: object, n: int, what: str) -> Tensor:

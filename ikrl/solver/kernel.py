@@ -1,0 +1,508 @@
+"""The solver's compiled path: the same damped least squares, one target at a time, in numba.
+
+At small batches :func:`ikrl.solve`'s tensor path is bound by per-operation overhead: an
+iteration of a few dozen torch operations costs about the same for one row as for a
+thousand (~0.3 ms on a CPU), and a hard target needs hundreds of iterations. Here the whole
+search for a target runs as compiled code (numba, ``cache=True``: compiled once per machine,
+then loaded from ``__pycache__``): forward kinematics and the Jacobian of a :class:`Chain`
+from its precomputed coefficients, the error, the step with held joints solved by a
+Cholesky factorisation, the adaptive damping, and the candidate queue of the tensor path in
+the same order (given starts, seed-table neighbours, then turned, fresh, kicked and fresh
+starts). An iteration costs about a microsecond, so a target takes tens of microseconds.
+
+Everything here runs in float64 from the chain's exact constants; the answer is then put in
+the chain's dtype, moved into its limits and judged by :func:`ikrl.se3.pose_errors` like the
+tensor path's, so a success means the same thing on both paths. Random numbers (the seed
+table, fresh and kicked starts) come from the solver's torch generator, so a seed repeats.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["PARALLEL_FROM", "fk_jacobian", "search", "seed_table"]
+
+import numba
+import numba.core.config as numba_config
+
+# The solver's constants (ikrl.solver.pool), repeated as plain floats for the compiled code.
+_LAMBDA_START, _LAMBDA_MIN, _LAMBDA_MAX, _SHRINK, _GROW = 1e-2, 1e-9, 1e6, 0.3, 5.0
+_PATIENCE, _PROGRESS, _KICK, _NEAR_LIMIT, _ROTATION_LENGTH = 3, 0.99, 0.3, 0.05, 0.2
+#: Restarts drawn at once for a target its first candidates did not solve.
+_RESTART_BLOCK = 16
+
+_jit = numba.njit(cache=True, nogil=True)
+#: The most threads numba's pool has (the cores, unless NUMBA_NUM_THREADS says fewer).
+_MAX_THREADS = int(numba_config.NUMBA_NUM_THREADS)  # pyright: ignore[reportAttributeAccessIssue]
+
+
+# ---------------------------------------------------------------------------------- kinematics
+
+
+@_jit
+def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac):  # pragma: no cover - compiled
+    """Tip pose ``tip [4, 4]`` and Jacobian ``jac [6, dof]`` (base frame, like Chain.jacobian)
+    at ``q [dof]``, from the coefficients of :func:`ikrl.kinematics.chain._precompute`."""
+    n, k = const.shape[0], coeff.shape[1]
+    dof = q.shape[0]
+    frame = np.eye(4)
+    local = np.empty((4, 4))
+    out = np.empty((4, 4))
+    z = np.empty((n, 3))
+    p = np.empty((n, 3))
+    for i in range(n):
+        x = mimic_offset[i]
+        for j in range(dof):
+            x += mimic_matrix[i, j] * q[j]
+        c, s = math.cos(x), math.sin(x)
+        for r in range(4):
+            for col in range(4):
+                value = const[i, r, col] + c * coeff[i, 0, r, col] + s * coeff[i, 1, r, col]
+                if k > 2:
+                    value += x * coeff[i, 2, r, col]
+                local[r, col] = value
+        for r in range(3):
+            for col in range(4):
+                acc = 0.0
+                for m in range(4):
+                    acc += frame[r, m] * local[m, col]
+                out[r, col] = acc
+        for r in range(3):
+            for col in range(4):
+                frame[r, col] = out[r, col]
+        for r in range(3):
+            z[i, r] = frame[r, 2]
+            p[i, r] = frame[r, 3]
+    for r in range(3):
+        for col in range(4):
+            acc = 0.0
+            for m in range(4):
+                acc += frame[r, m] * to_tip[m, col]
+            tip[r, col] = acc
+    tip[3, 0], tip[3, 1], tip[3, 2], tip[3, 3] = 0.0, 0.0, 0.0, 1.0
+    for j in range(dof):
+        for r in range(6):
+            jac[r, j] = 0.0
+    for i in range(n):
+        dx, dy, dz = tip[0, 3] - p[i, 0], tip[1, 3] - p[i, 1], tip[2, 3] - p[i, 2]
+        zx, zy, zz = z[i, 0], z[i, 1], z[i, 2]
+        if revolute[i] > 0.5:
+            column = (zy * dz - zz * dy, zz * dx - zx * dz, zx * dy - zy * dx, zx, zy, zz)
+        else:
+            column = (zx, zy, zz, 0.0, 0.0, 0.0)
+        for j in range(dof):
+            weight = mimic_matrix[i, j]
+            if weight != 0.0:
+                for r in range(6):
+                    jac[r, j] += weight * column[r]
+
+
+@_jit
+def _error(tip, goal, error):  # pragma: no cover - compiled
+    """The error twist the steps reduce (as ikrl.solver.pool._error) into ``error [6]``;
+    returns (position error, rotation angle)."""
+    for r in range(3):
+        error[r] = goal[r, 3] - tip[r, 3]
+    rel = np.empty((3, 3))
+    for r in range(3):
+        for c in range(3):
+            acc = 0.0
+            for m in range(3):
+                acc += goal[r, m] * tip[c, m]
+            rel[r, c] = acc
+    vx, vy, vz = 0.5 * (rel[2, 1] - rel[1, 2]), 0.5 * (rel[0, 2] - rel[2, 0]), 0.5 * (rel[1, 0] - rel[0, 1])
+    sine = math.sqrt(vx * vx + vy * vy + vz * vz)
+    cosine = 0.5 * (rel[0, 0] + rel[1, 1] + rel[2, 2] - 1.0)
+    angle = math.atan2(sine, cosine)
+    scale = angle / sine if sine > 1e-12 else 1.0
+    error[3], error[4], error[5] = vx * scale, vy * scale, vz * scale
+    return math.sqrt(error[0] ** 2 + error[1] ** 2 + error[2] ** 2), angle
+
+
+@_jit
+def _into_limits(q, lower, upper, continuous):  # pragma: no cover - compiled
+    for j in range(q.shape[0]):
+        if continuous[j]:
+            y = (q[j] + math.pi) % (2 * math.pi) - math.pi
+            q[j] = y - 2 * math.pi if y >= math.pi else y
+        else:
+            q[j] = min(max(q[j], lower[j]), upper[j])
+
+
+@_jit
+def _cholesky_solve(a, b, x):  # pragma: no cover - compiled
+    """Solve ``a x = b`` for symmetric positive definite ``a`` (overwritten); False if it is not."""
+    n = a.shape[0]
+    for j in range(n):
+        d = a[j, j]
+        for m in range(j):
+            d -= a[j, m] * a[j, m]
+        if not d > 0.0:
+            return False
+        d = math.sqrt(d)
+        a[j, j] = d
+        for i in range(j + 1, n):
+            s = a[i, j]
+            for m in range(j):
+                s -= a[i, m] * a[j, m]
+            a[i, j] = s / d
+    for i in range(n):
+        s = b[i]
+        for m in range(i):
+            s -= a[i, m] * x[m]
+        x[i] = s / a[i, i]
+    for i in range(n - 1, -1, -1):
+        s = x[i]
+        for m in range(i + 1, n):
+            s -= a[m, i] * x[m]
+        x[i] = s / a[i, i]
+    return True
+
+
+@_jit
+def _held_step(q, jac, error, damping, lower, upper, step):  # pragma: no cover - compiled
+    """The damped step with held joints (as ikrl.solver.pool._held_step) into ``step``; False
+    when the system cannot be solved (the step then counts as a bad one)."""
+    dof = q.shape[0]
+    free = np.empty(dof)
+    descent = np.empty(dof)
+    for j in range(dof):
+        g = 0.0
+        for r in range(6):
+            g += jac[r, j] * error[r]
+        held = (q[j] <= lower[j]) if g < 0 else (q[j] >= upper[j])
+        free[j] = 0.0 if (held and g != 0.0) else 1.0
+        descent[j] = g * free[j]
+    if dof <= 6:
+        system = np.empty((dof, dof))
+        for a in range(dof):
+            for b in range(dof):
+                acc = 0.0
+                for r in range(6):
+                    acc += jac[r, a] * jac[r, b]
+                system[a, b] = acc * free[a] * free[b] + (damping if a == b else 0.0)
+        if not _cholesky_solve(system, descent, step):
+            return False
+    else:
+        system = np.empty((6, 6))
+        for a in range(6):
+            for b in range(6):
+                acc = 0.0
+                for j in range(dof):
+                    acc += jac[a, j] * jac[b, j] * free[j]
+                system[a, b] = acc + (damping if a == b else 0.0)
+        y = np.empty(6)
+        rhs = error.copy()
+        if not _cholesky_solve(system, rhs, y):
+            return False
+        for j in range(dof):
+            acc = 0.0
+            for r in range(6):
+                acc += jac[r, j] * y[r]
+            step[j] = acc * free[j]
+    for j in range(dof):
+        step[j] *= free[j]
+        if not math.isfinite(step[j]):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------------- the search
+
+
+@_jit
+def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model):  # pragma: no cover - compiled
+    """Iterate one candidate from ``q`` (changed in place) as the tensor path iterates a row;
+    returns (position error, rotation error, iterations used)."""
+    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
+    dof = q.shape[0]
+    tip, jac, error = np.empty((4, 4)), np.empty((6, dof)), np.empty(6)
+    new_tip, new_jac, new_error = np.empty((4, 4)), np.empty((6, dof)), np.empty(6)
+    step, proposal = np.empty(dof), np.empty(dof)
+    _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac)
+    position, rotation = _error(tip, goal, error)
+    if position < position_tolerance and rotation < rotation_tolerance:
+        return position, rotation, 0
+    cost = 0.0
+    for r in range(6):
+        cost += error[r] * error[r]
+    damping, stalled, used = _LAMBDA_START, 0, 0
+    while True:
+        better = False
+        if _held_step(q, jac, error, damping, lower, upper, step):
+            for j in range(dof):
+                proposal[j] = q[j] + step[j]
+            _into_limits(proposal, lower, upper, continuous)
+            _fk_jac(proposal, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, new_tip, new_jac)
+            new_position, new_rotation = _error(new_tip, goal, new_error)
+            new_cost = 0.0
+            for r in range(6):
+                new_cost += new_error[r] * new_error[r]
+            if new_cost < cost:  # a NaN cost is never better
+                better = True
+                progress = new_cost < _PROGRESS * cost
+                q[:] = proposal
+                jac[:, :] = new_jac
+                error[:] = new_error
+                position, rotation, cost = new_position, new_rotation, new_cost
+                stalled = 0 if progress else stalled + 1
+        if not better:
+            stalled += 1
+        damping = min(max(damping * (_SHRINK if better else _GROW), _LAMBDA_MIN), _LAMBDA_MAX)
+        used += 1
+        if (position < position_tolerance and rotation < rotation_tolerance) or stalled >= _PATIENCE or used >= max_iters:
+            return position, rotation, used
+
+
+@_jit
+def _neighbours(goal, table_features, parts, out):  # pragma: no cover - compiled
+    """Indices of the nearest seed-table entry of each of ``parts`` equal parts, nearest
+    first, into ``out [parts]`` (as ikrl.solver.pool._seed_table_neighbours)."""
+    wanted = np.empty(12)
+    for r in range(3):
+        wanted[r] = goal[r, 3]
+        for c in range(3):
+            wanted[3 + 3 * r + c] = _ROTATION_LENGTH * goal[r, c]
+    size = table_features.shape[0] // parts
+    best = np.empty(parts)
+    for part in range(parts):
+        best[part] = np.inf
+        for i in range(part * size, (part + 1) * size):
+            d = 0.0
+            for f in range(12):
+                diff = table_features[i, f] - wanted[f]
+                d += diff * diff
+            if d < best[part]:
+                best[part] = d
+                out[part] = i
+    order = np.argsort(best)
+    ranked = out[order].copy()
+    out[:] = ranked
+
+
+@_jit
+def _search(goal, first, table_q, table_features, parts, fresh, kicks, restart, best_q, best_score, max_iters, position_tolerance, rotation_tolerance, model):  # pragma: no cover - compiled
+    """One target's candidates in the tensor path's order until one solves it: ``first``
+    (given starts), the nearest entry of each of ``parts`` parts of the seed table, then
+    restarts ``restart``, ``restart + 1``... whose kinds cycle turned, fresh, kicked, fresh
+    (``fresh [R, dof]``: uniform joint values, ``kicks [R, dof]``: normal draws, one row each).
+
+    ``best_q`` and ``best_score`` (-1 for solved, else position + rotation error) carry the
+    target's best over calls and are updated in place. Returns (solved, iterations,
+    candidates tried).
+    """
+    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
+    dof = best_q.shape[0]
+    n_first = first.shape[0]
+    table = parts if table_q.shape[0] > 0 else 0
+    index = np.zeros(max(parts, 1), dtype=np.int64)
+    if table:
+        _neighbours(goal, table_features, parts, index)
+    total = n_first + table + fresh.shape[0]
+    iterations = 0
+    q = np.empty(dof)
+    turns = np.empty(dof, dtype=np.bool_)
+    for j in range(dof):
+        span = upper[j] - lower[j]
+        turns[j] = math.isfinite(span) and span >= 2 * math.pi - _NEAR_LIMIT
+    for attempt in range(total):
+        if attempt < n_first:
+            q[:] = first[attempt]
+        elif attempt < n_first + table:
+            q[:] = table_q[index[attempt - n_first]]
+        else:
+            r = attempt - n_first - table
+            kind = (restart + r) % 4
+            if kind == 0:  # the best point with joints near a limit turned a full turn
+                for j in range(dof):
+                    shift = 0.0
+                    if turns[j] and best_q[j] - lower[j] < _NEAR_LIMIT:
+                        shift = 2 * math.pi
+                    elif turns[j] and upper[j] - best_q[j] < _NEAR_LIMIT:
+                        shift = -2 * math.pi
+                    q[j] = best_q[j] + shift
+                _into_limits(q, lower, upper, continuous)
+            elif kind == 2:  # the best point kicked
+                for j in range(dof):
+                    q[j] = best_q[j] + _KICK * kicks[r, j]
+                _into_limits(q, lower, upper, continuous)
+            else:
+                q[:] = fresh[r]
+        position, rotation, used = _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model)
+        iterations += used
+        solved = position < position_tolerance and rotation < rotation_tolerance
+        score = -1.0 if solved else position + rotation
+        if score < best_score[0]:
+            best_score[0] = score
+            best_q[:] = q
+        if solved:
+            return True, iterations, attempt + 1
+    return False, iterations, total
+
+
+def _search_rows(goals, first, table_q, table_features, parts, fresh, kicks, restart, best_q, best_score, active, max_iters, position_tolerance, rotation_tolerance, model, solved, iterations, tried):  # pragma: no cover - compiled
+    """:func:`_search` for every ``active`` target. Compiled twice (:data:`_SERIAL`,
+    :data:`_PARALLEL`): ``prange`` is a plain ``range`` unless compiled parallel. Each
+    target's search is independent, so the result does not depend on the number of threads."""
+    for t in numba.prange(goals.shape[0]):
+        if active[t]:
+            ok, used, count = _search(
+                goals[t], first[t], table_q, table_features, parts, fresh[t], kicks[t], restart,
+                best_q[t], best_score[t : t + 1], max_iters, position_tolerance, rotation_tolerance, model,
+            )
+            solved[t] = ok
+            iterations[t] += used
+            tried[t] += count
+
+
+_SERIAL = numba.njit(cache=True, nogil=True)(_search_rows)
+_PARALLEL = numba.njit(cache=True, nogil=True, parallel=True)(_search_rows)
+#: From this many targets on, the parallel loop (waking its threads costs more than a target).
+PARALLEL_FROM = 32
+
+
+@_jit
+def _verdicts(q, goals, model, position, rotation):  # pragma: no cover - compiled
+    """Position and rotation errors of the final joint values ``q [N, dof]`` (already in the
+    chain's dtype and limits, held in float64) against ``goals [N, 4, 4]``: the numbers
+    :func:`ikrl.se3.pose_errors` gives in float64 (tested to agree to 1e-12)."""
+    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
+    tip, jac, error = np.empty((4, 4)), np.empty((6, q.shape[1])), np.empty(6)
+    for t in range(q.shape[0]):
+        _fk_jac(q[t], const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac)
+        position[t], rotation[t] = _error(tip, goals[t], error)
+
+
+# ---------------------------------------------------------------------------------- the driver
+
+
+#: Per chain: its constants for the compiled code, and seed tables by (size, seed).
+_MODELS: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
+_TABLES: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
+
+
+def _model(chain) -> tuple:
+    """The chain's float64 constants, in the order the compiled functions take them."""
+    model = _MODELS.get(chain)
+    if model is None:
+        exact = chain._exact  # noqa: SLF001 - the compiled path reads the Chain's own constants
+        n = exact["mimic_matrix"].shape[0]
+        model = (
+            exact["first_joint"].reshape(n, 4, 4).numpy().copy(),
+            exact["first_joint_k"].reshape(n, -1, 4, 4).numpy().copy(),
+            exact["to_tip"].numpy().copy(),
+            exact["mimic_matrix"].numpy().copy(),
+            exact["mimic_offset"].reshape(n).numpy().copy(),
+            exact["revolute"].numpy().copy(),
+            chain.lower.double().cpu().numpy().copy(),  # the chain's own (dtype-rounded, inward) limits
+            chain.upper.double().cpu().numpy().copy(),
+            exact["continuous"].numpy().copy(),
+        )
+        _MODELS[chain] = model
+    return model
+
+
+def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(joint values [size, dof], pose features [size, 12])`` of the seed table the tensor
+    path draws from ``generator`` (seeded by ``seed``), cached per chain and (size, seed):
+    drawing it again is what a small batch would otherwise spend most of its time on. The
+    generator is left where drawing it would have left it."""
+    from ikrl.kinematics.protocol import random_joints
+
+    tables = _TABLES.setdefault(chain, {})
+    key = (size, parts, seed)
+    entry = tables.get(key)
+    if entry is None:
+        start_state = generator.get_state()
+        table_q = random_joints(chain, size, generator)
+        with torch.no_grad():
+            pose = chain.forward_kinematics(table_q).double()
+        features = torch.cat([pose[:, :3, 3], _ROTATION_LENGTH * pose[:, :3, :3].reshape(-1, 9)], -1)
+        entry = (table_q.double().cpu().numpy(), features.cpu().numpy(), start_state, generator.get_state())
+        tables[key] = entry
+    else:
+        generator.set_state(entry[3])
+    return entry[0], entry[1]
+
+
+def search(
+    chain,
+    targets: Tensor,
+    first: Tensor | None,
+    table_size: int,
+    parts: int,
+    generator: torch.Generator,
+    seed: int,
+    position_tolerance: float,
+    rotation_tolerance: float,
+    max_iters: int,
+    candidates: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Every target's search, compiled: ``(q [N, dof] in the chain's dtype, position and
+    rotation errors [N] in float64, iterations [N], attempts [N])``. ``first [N, K, dof]``
+    are given starts (None: none)."""
+    from ikrl.kinematics.protocol import into_limits, random_joints
+
+    model = _model(chain)
+    n, dof = targets.shape[0], chain.dof
+    if table_size:
+        size = table_size - table_size % parts
+        table_q, features = seed_table(chain, size, parts, generator, seed)
+    else:
+        table_q, features = np.zeros((0, dof)), np.zeros((0, 12))
+    goals = targets.detach().double().cpu().numpy()
+    starts = first.detach().double().cpu().numpy() if first is not None else np.zeros((n, 0, dof))
+    starts = np.ascontiguousarray(starts[:, :candidates])
+    table = min(parts if table_size else 0, candidates - starts.shape[1])
+    restarts = candidates - starts.shape[1] - table
+    q_out = np.zeros((n, dof))
+    best_score = np.full(n, np.inf)
+    solved = np.zeros(n, dtype=np.bool_)
+    iterations = np.zeros(n, dtype=np.int64)
+    attempts = np.zeros(n, dtype=np.int64)
+    # As many threads as torch is told to use (ikrl's --threads options set torch's).
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), _MAX_THREADS)))
+    none = np.zeros((n, 0, dof))
+    rows = _PARALLEL if n >= PARALLEL_FROM else _SERIAL
+    rows(
+        goals, starts, table_q if table else np.zeros((0, dof)), features if table else np.zeros((0, 12)), max(table, 1),
+        none, none, 0, q_out, best_score, np.ones(n, dtype=np.bool_), max_iters, position_tolerance, rotation_tolerance,
+        model, solved, iterations, attempts,
+    )  # fmt: skip
+    done = 0
+    # Restarts are drawn in blocks, only for the targets still unsolved (most never need one).
+    while done < restarts and not solved.all():
+        left = np.nonzero(~solved)[0]
+        count = min(_RESTART_BLOCK, restarts - done)
+        fresh = random_joints(chain, len(left) * count, generator).double().cpu().numpy().reshape(len(left), count, dof)
+        kicks = torch.randn(len(left), count, dof, generator=generator, device=generator.device, dtype=torch.float64).cpu().numpy()
+        sub_q, sub_score, sub_solved = q_out[left], best_score[left], solved[left]
+        sub_iterations, sub_attempts = iterations[left], attempts[left]
+        rows = _PARALLEL if len(left) >= PARALLEL_FROM else _SERIAL
+        rows(
+            goals[left], np.zeros((len(left), 0, dof)), np.zeros((0, dof)), np.zeros((0, 12)), 1, fresh, kicks, done,
+            sub_q, sub_score, np.ones(len(left), dtype=np.bool_), max_iters, position_tolerance, rotation_tolerance,
+            model, sub_solved, sub_iterations, sub_attempts,
+        )  # fmt: skip
+        q_out[left], best_score[left], solved[left] = sub_q, sub_score, sub_solved
+        iterations[left], attempts[left] = sub_iterations, sub_attempts
+        done += count
+    # The answer in the chain's dtype and limits, judged as it will be used.
+    q = into_limits(chain, torch.from_numpy(q_out).to(device=chain.device, dtype=chain.dtype))
+    position, rotation = np.empty(n), np.empty(n)
+    _verdicts(q.double().numpy(), goals, model, position, rotation)
+    return q, torch.from_numpy(position), torch.from_numpy(rotation), torch.from_numpy(iterations), torch.from_numpy(attempts)
+
+
+def fk_jacobian(chain, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The compiled forward kinematics and Jacobian at ``q [dof]`` (float64): for tests."""
+    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, *_ = _model(chain)
+    tip, jac = np.empty((4, 4)), np.empty((6, chain.dof))
+    _fk_jac(np.ascontiguousarray(q, dtype=np.float64), const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac)
+    return tip, jac
