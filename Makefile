@@ -9,10 +9,12 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt plugins/zoo/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,bench]"
+	# The robot zoo (example-robot-data's arms), a separate plugin distribution.
+	$(PY) -m pip install --quiet -c constraints.txt --no-deps -e plugins/zoo
 	touch $(STAMP)
 
 # The main job: train the flagship spec with its default budget, then evaluate it.

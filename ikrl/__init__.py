@@ -1,6 +1,6 @@
 """ikrl: inverse kinematics as reinforcement learning, for any robot arm.
 
-* :func:`load_chain` reads a URDF into a batched, differentiable :class:`Chain`; any object
+* :func:`load_chain` reads a URDF, xacro or MJCF file into a batched, differentiable :class:`Chain`; any object
   satisfying :class:`KinematicChain` works wherever a chain is taken. :mod:`ikrl.se3` holds
   the SE(3) math and its conventions.
 * :func:`solve` finds joint values for many target poses at once (:mod:`ikrl.solver`).

@@ -21,6 +21,7 @@ __all__ = [
     "IkrlError",
     "JointInputError",
     "MissingDependencyError",
+    "MjcfError",
     "NotAPoseError",
     "PluginError",
     "ShapeError",
@@ -30,9 +31,11 @@ __all__ = [
     "TrainingError",
     "UnknownLinkError",
     "UnknownNameError",
+    "UnresolvedPackageError",
     "UnsupportedJointError",
     "UrdfError",
     "UrdfNotFoundError",
+    "XacroError",
     "closest",
 ]
 
@@ -58,6 +61,31 @@ class UrdfError(IkrlError, ValueError):
 
 class UrdfNotFoundError(UrdfError, FileNotFoundError):
     """The URDF path names no file."""
+
+
+class XacroError(UrdfError):
+    """A xacro file could not be expanded into a URDF: xacro's own message (a macro, a
+    property or an argument it cannot evaluate), or ``xacro_args`` it does not declare.
+
+    A :class:`UrdfError`, so code handling unreadable robot descriptions handles it too.
+    """
+
+
+class UnresolvedPackageError(XacroError, LookupError):
+    """A ``$(find PKG)`` or ``package://PKG/...`` reference that xacro needs names a ROS
+    package that cannot be found; ``package`` is its name."""
+
+    def __init__(self, message: str, *, package: str, source: str = "<string>") -> None:
+        super().__init__(message, source=source)
+        self.package = package
+
+
+class MjcfError(UrdfError):
+    """An MJCF (MuJoCo XML) file could not be read: MuJoCo's compiler rejects it (its message
+    is given), or it asks for something ikrl's chains do not have.
+
+    A :class:`UrdfError`, so code handling unreadable robot descriptions handles it too.
+    """
 
 
 class ChainError(IkrlError, ValueError):

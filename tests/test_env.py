@@ -21,7 +21,8 @@ from ikrl.kinematics.se3 import error_twist, pose_errors
 
 reset_default_registry()
 _REGISTRY = default_registry()  # the installed plugins, for parametrisation at collection time
-ROBOTS = _REGISTRY.names("robot")
+# ikrl's own robots: the zoo's get the same checks in tests/test_zoo.py.
+ROBOTS = sorted(c.name for c in _REGISTRY.components("robot") if c.distribution == "ikrl")
 REWARDS = _REGISTRY.names("reward")
 SAMPLERS = _REGISTRY.names("sampler")
 TRANSFORMS = _REGISTRY.names("transform")

@@ -163,7 +163,7 @@ def test_named_plugins_can_be_disabled(tmp_path, monkeypatch):
     # Distribution names compare as pip compares them: case, '-', '_' and '.' do not matter.
     monkeypatch.setenv(DISABLE_PLUGINS_ENV, " IKRL_Broken ")
     plugins = load_plugins()
-    assert plugins.disabled == ("ikrl-broken:broken",) and set(plugins.distributions.values()) == {"ikrl"}
+    assert plugins.disabled == ("ikrl-broken:broken",) and "ikrl-broken" not in plugins.distributions.values()
     assert make_env("ur5e", batch_size=1).resolved_spec is not None
     # One entry point of a distribution, ikrl's own included: here its rewards.
     monkeypatch.setenv(DISABLE_PLUGINS_ENV, "ikrl-broken:broken,ikrl:rewards")

@@ -16,15 +16,18 @@ from ikrl.cli.base import _fail, command, console, result_path
 from ikrl.util.metrics import percent
 
 
-def _robot_chain(robot: str, base: str | None, tip: str | None):
-    """A chain from an installed robot's name (with spec parameters, e.g. ``panda``) or a URDF file."""
+def _robot_chain(robot: str, base: str | None, tip: str | None, xacro_args: dict[str, str] | None = None):
+    """A chain from an installed robot's name (with spec parameters, e.g. ``panda``) or a
+    URDF, xacro or MJCF file."""
     from ikrl.errors import SpecError
     from ikrl.extend.registry import build_robot
     from ikrl.kinematics.urdf import load_chain
     from ikrl.spec.grammar import EnvSpec
 
-    if robot.endswith(".urdf") or Path(robot).is_file():
-        return load_chain(Path(robot), base=base, tip=tip)
+    if robot.endswith((".urdf", ".xacro", ".xml")) or Path(robot).is_file():
+        return load_chain(Path(robot), base=base, tip=tip, xacro_args=xacro_args or None)
+    if xacro_args:
+        raise SpecError(f"--xacro-arg goes with a .xacro file; {robot!r} is an installed robot")
     if base is not None or tip is not None:
         raise SpecError(f"--base and --tip go with a URDF file; for the installed robot {robot!r} write e.g. {robot}(tip=LINK)")
     spec = EnvSpec.parse(robot)
@@ -33,9 +36,20 @@ def _robot_chain(robot: str, base: str | None, tip: str | None):
     return build_robot(spec.robot)
 
 
+def _xacro_args(values: list[str]) -> dict[str, str]:
+    """``--xacro-arg prefix=left_``: split on the first ``=``."""
+    args = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"--xacro-arg takes NAME=VALUE, e.g. prefix=left_; got {item!r}")
+        args[name.strip()] = value
+    return args
+
+
 @command()
 def solve(
-    robot: Annotated[str, typer.Argument(help="An installed robot (e.g. dobot_cr5, panda; see `ikrl list`) or a URDF file.")],
+    robot: Annotated[str, typer.Argument(help="An installed robot (e.g. dobot_cr5, panda; see `ikrl list`) or a URDF, xacro or MJCF file.")],
     targets: Annotated[Path | None, typer.Option(help="Target poses: .npy, .csv or .pt, rows of 16 (4x4 row-major) or 7 (x y z qw qx qy qz).")] = None,
     random: Annotated[int | None, typer.Option(min=1, help="Instead of --targets: N reachable targets (poses of uniform joint values).")] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="A trained run folder or checkpoint for this robot: its rollout warm-starts the solver.")] = None,
@@ -51,7 +65,8 @@ def solve(
     seed: Annotated[int, typer.Option(help="Seed of --random targets and of the solver's own draws.")] = 0,
     float64: Annotated[bool, typer.Option("--float64", help="Solve in float64 instead of float32.")] = False,
     base: Annotated[str | None, typer.Option(help="Base link, for a URDF file (default: its root).")] = None,
-    tip: Annotated[str | None, typer.Option(help="Tip link, for a URDF file (default: its only leaf).")] = None,
+    tip: Annotated[str | None, typer.Option(help="Tip link (or MJCF site), for a robot file (default: its only leaf).")] = None,
+    xacro_arg: Annotated[list[str] | None, typer.Option(help="A xacro argument NAME=VALUE for a .xacro file (repeatable).")] = None,
     threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: torch's).")] = None,
     device: Annotated[str, typer.Option(help="torch device to solve on, e.g. cpu or cuda.")] = "cpu",
 ) -> None:
@@ -71,7 +86,7 @@ def solve(
     if out is not None and out.suffix not in SOLUTION_SUFFIXES:
         raise TargetsFileError(f"{out}: solutions are written as {', '.join(SOLUTION_SUFFIXES)}; got {out.suffix or 'no suffix'!r}")
     out = result_path(out, "solutions.csv", overwrite=overwrite)
-    chain = _robot_chain(robot, base, tip).to(dtype=torch.float64 if float64 else torch.float32, device=check_device(device))
+    chain = _robot_chain(robot, base, tip, _xacro_args(xacro_arg or [])).to(dtype=torch.float64 if float64 else torch.float32, device=check_device(device))
     if targets is not None:
         poses = load_targets(targets)
         source = str(targets)
