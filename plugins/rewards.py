@@ -18,7 +18,10 @@ from ikrl.extend.components import PoseError, RewardShape
 from ikrl.extend.plugins import hookimpl
 from ikrl.util.checks import check_number, is_finite_number
 
-__all__ = ["Geodesic", "Position", "Progress", "Sparse", "WeightedPose", "ikrl_rewards", "se3_distance"]
+__all__ = ["MAX_BONUS", "Geodesic", "Position", "Progress", "Sparse", "WeightedPose", "ikrl_rewards", "se3_distance"]
+
+#: The largest ``sparse`` bonus: float32's largest finite value, about 3.4e38.
+MAX_BONUS = float(torch.finfo(torch.float32).max)
 
 
 def se3_distance(error: PoseError, rotation_weight: float) -> Tensor:
@@ -98,8 +101,12 @@ class Sparse:
     name = "sparse"
 
     def __init__(self, *, bonus: float = 1.0) -> None:
-        """``bonus``: the reward for a successful step, any finite number."""
-        self.bonus = check_number(self.name, "bonus", bonus, accepted="a finite number")
+        """``bonus``: the reward for a successful step, a finite number that a float32 reward
+        holds (magnitude at most :data:`MAX_BONUS`)."""
+        self.bonus = check_number(
+            self.name, "bonus", bonus, low=-MAX_BONUS, high=MAX_BONUS,
+            accepted=f"a finite number from {-MAX_BONUS:g} to {MAX_BONUS:g} (a float32 reward holds it)",
+        )  # fmt: skip
 
     def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
         position = after.position

@@ -257,3 +257,77 @@ def test_training_keeps_episodes_within_what_a_checkpoint_may_hold():
 
     with pytest.raises(BadParameterError, match=r"^TrainConfig: max_steps must be an int from 1 to 10000; got 20000$"):
         TrainConfig(max_steps=20_000)
+
+
+def _state(fn):
+    return lambda data: fn(data["policy"]["state"])
+
+
+def _seven_joints(data):
+    data["policy"]["config"]["max_delta"] = [0.1] * 7
+    state = data["policy"]["state"]
+    state["max_delta"] = torch.full((7,), 0.1)
+    state["net.2.weight"] = torch.zeros(7, state["net.2.weight"].shape[1])
+    state["net.2.bias"] = torch.zeros(7)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_state(lambda s: s["net.2.weight"].fill_(float("nan"))), "policy.state['net.2.weight'] holds values that are not finite (NaN or inf): the weights are damaged"),
+        (_state(lambda s: s["net.0.bias"].fill_(float("inf"))), "policy.state['net.0.bias'] holds values that are not finite (NaN or inf): the weights are damaged"),
+        (_state(lambda s: s.__setitem__("net.2.weight", s["net.2.weight"].to(torch.complex64) + 0.5j)),
+         "policy.state['net.2.weight'] must be a dense real floating-point tensor (weights) or a bool mask; got 'a torch.complex64 tensor'"),
+        (_state(lambda s: s.__setitem__("net.2.weight", s["net.2.weight"].long())),
+         "policy.state['net.2.weight'] must be a dense real floating-point tensor (weights) or a bool mask; got 'a torch.int64 tensor'"),
+        (_set("env.rotation_tolerance", 100.0), "env.rotation_tolerance must be radians in (0, pi]; got 100.0"),
+    ],
+)
+def test_damaged_weights_and_tolerances_are_refused_when_loaded(tmp_path, change, message):
+    path = _crafted(tmp_path, change)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == f"{path}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_seven_joints, r"its policy acts on 7 joints \(policy config's max_delta has 7 values\) but its environment's max_delta has 6, one per joint"),
+        (_state(lambda s: s["max_delta"].fill_(100.0)),
+         r"its policy state's max_delta is \[100.0, .*\], but its environment's max_delta is \[0.1, .*\]: they must be equal"),
+        (_state(lambda s: s["max_delta"].fill_(-0.1)), r"its policy state's max_delta is \[-0.1, .*\], but its environment's max_delta"),
+        (_set("policy.config.hidden", "abc"), r"its policy config's hidden must be a list of positive ints \(layer widths\); got 'abc'"),
+        (_set("policy.config.goal_features", ["a"]), r"its policy config's goal_features must be a list of ints \(observation columns\); got \['a'\]"),
+    ],
+)
+def test_a_policy_that_does_not_fit_its_environment_is_refused(tmp_path, change, message):
+    path = _crafted(tmp_path, change)
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {re.escape(str(path))}: {message}"):
+        load_checkpoint(path).policy()
+
+
+def test_a_float64_checkpoint_builds_its_mlp_in_float64(tmp_path):
+    path = _crafted(tmp_path, _set("env.dtype", "float64"))
+    checkpoint = load_checkpoint(path)
+    env = checkpoint.make_env(batch_size=2, seed=0)
+    policy = checkpoint.policy()
+    assert env.dtype == torch.float64 and all(p.dtype == torch.float64 for p in policy.parameters())
+    assert policy(env.reset()["observation"]).dtype == torch.float64
+
+
+def test_a_checkpoint_whose_environment_cannot_be_built_says_so_with_its_path(tmp_path):
+    path = _crafted(tmp_path, _set("spec", "pandaa"))
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {re.escape(str(path))}: cannot build its environment \(spec 'pandaa'\): unknown robot 'pandaa'"):
+        load_checkpoint(path).make_env(batch_size=1)
+    path = _crafted(tmp_path, _set("spec", "dobot_cr5+geodesic+raw+target+error"))
+    with pytest.raises(CheckpointError, match=r"its policy reads observations of width 27, but its spec .* gives observations of width 21"):
+        load_checkpoint(path).make_env(batch_size=1)
+
+
+def test_a_file_torch_cannot_read_is_named_in_one_line(tmp_path):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"cos\nsystem\n(S'echo pwned'\ntR.")
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == f"{path} is not a readable ikrl checkpoint: not a torch.save file of plain data (tensors, numbers, strings, lists, dicts)"

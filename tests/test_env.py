@@ -141,7 +141,7 @@ def test_success_terminates_and_max_steps_truncates():
 
 
 def test_tolerances_can_be_set():
-    env = make_env("ur5e", batch_size=2, seed=0, position_tolerance=10.0, rotation_tolerance=4.0)
+    env = make_env("ur5e", batch_size=2, seed=0, position_tolerance=10.0, rotation_tolerance=math.pi)
     td = env.reset()
     td["action"] = torch.zeros(2, 6)
     assert env.step(td)["next", "terminated"].all()

@@ -146,7 +146,7 @@ def test_collector_resets_finished_arms_only():
     """The collector's partial resets reach IKEnv through "_reset": arms that finished start
     a new episode (step count 0, new target), the others carry on."""
     env = ikrl.make_env(
-        SPEC, batch_size=32, seed=0, max_steps=4, position_tolerance=0.4, rotation_tolerance=3.2
+        SPEC, batch_size=32, seed=0, max_steps=4, position_tolerance=0.4, rotation_tolerance=math.pi
     )
     collector = Collector(env, None, frames_per_batch=32 * 6, total_frames=32 * 6)  # random actions
     batch = next(iter(collector))  # [32 arms, 6 steps]

@@ -140,9 +140,12 @@ def test_the_solver_does_not_start_on_answers_drawn_from_the_same_seed():
     [
         ({"max_iters": 0}, "max_iters must be an int >= 1; got 0"),
         ({"restarts": -1}, "restarts must be an int >= 0; got -1"),
-        ({"seeds": 2.5}, "seeds must be an int >= 0; got 2.5"),
+        ({"seeds": 2.5}, "seeds must be an int from 0 to 4194304; got 2.5"),
+        ({"seeds": 10**10}, "seeds must be an int from 0 to 4194304; got 10000000000"),
         ({"position_tolerance": 0.0}, "position_tolerance must be a positive finite number; got 0.0"),
-        ({"rotation_tolerance": math.inf}, "rotation_tolerance must be a positive finite number; got inf"),
+        ({"rotation_tolerance": math.inf}, "rotation_tolerance must be a number of radians in (0, pi] (math.radians(1) for 1 degree); got inf"),
+        ({"rotation_tolerance": 10.0}, "rotation_tolerance must be a number of radians in (0, pi] (math.radians(1) for 1 degree); got 10.0"),
+        ({"rotation_tolerance": True}, "rotation_tolerance must be a number of radians in (0, pi] (math.radians(1) for 1 degree); got True"),
     ],
 )
 def test_bad_settings_name_what_would_be_right(kwargs, message):

@@ -226,5 +226,5 @@ def test_a_link_with_two_parents_is_rejected():
 
 
 def test_not_a_path_or_text():
-    with pytest.raises(TypeError, match="urdf must be a path or XML text; got int"):
+    with pytest.raises(UrdfError, match=r"^load_chain: urdf must be a path \(str or os.PathLike\) or the XML text \(str or bytes\); got int 3$"):
         ikrl.load_chain(3)

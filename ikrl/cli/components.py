@@ -11,16 +11,31 @@ import typer
 from rich.table import Table
 
 from ikrl.cli.base import _fail, command, console, result_path
-from ikrl.errors import IkrlError
+from ikrl.errors import BadParameterError, IkrlError
 from ikrl.kinematics.protocol import jacobian_error
 from ikrl.util.checks import check_seed
 from ikrl.util.timing import best_time
+
+#: ``ikrl demo --batch`` at most: 4M poses take about 1 GB in float32 (the timing loop needs several copies).
+MAX_DEMO_BATCH = 2**22
+
+
+def _check_picture_suffix(out: Path) -> None:
+    """``--out``'s suffix is a format matplotlib writes (PNG, or SVG, PDF, JPEG...), checked before the work."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    if out.suffix.lower().removeprefix(".") not in formats:
+        raise BadParameterError(
+            f"--out {out}: the picture is written as PNG (out.png) or another format matplotlib writes "
+            f"({', '.join(formats)}), told by the suffix; got {out.suffix or 'no suffix'!r}"
+        )
 
 
 @command()
 def demo(
     robot: Annotated[str, typer.Option(help="A robot: one that ships with ikrl or one a plugin provides (ikrl list).")] = "dobot_cr5",
-    batch: Annotated[int, typer.Option(min=1, help="Configurations in the batched forward kinematics.")] = 65536,
+    batch: Annotated[int, typer.Option(min=1, max=MAX_DEMO_BATCH, help="Configurations in the batched forward kinematics.")] = 65536,
     out: Annotated[Path | None, typer.Option(help="Where to write the picture of the arm (PNG; default: a new ikrl-demo.png).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (default: refuse).")] = False,
     seed: Annotated[int, typer.Option(help="Seed of the random configurations.")] = 0,
@@ -33,6 +48,7 @@ def demo(
     from ikrl.viz.arm import draw_arm
 
     out = result_path(out, "ikrl-demo.png", overwrite=overwrite)
+    _check_picture_suffix(out)
     torch.set_num_threads(threads)
     chain = build_robot(Part(robot))
     generator = torch.Generator().manual_seed(check_seed("demo", seed))

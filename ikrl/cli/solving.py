@@ -15,6 +15,9 @@ from rich.table import Table
 from ikrl.cli.base import _fail, command, console, result_path
 from ikrl.util.metrics import percent
 
+#: ``ikrl solve --random`` at most: ten million targets already take minutes and gigabytes.
+MAX_RANDOM_TARGETS = 10_000_000
+
 
 def _robot_chain(robot: str, base: str | None, tip: str | None, xacro_args: dict[str, str] | None = None):
     """A chain from an installed robot's name (with spec parameters, e.g. ``panda``) or a
@@ -51,7 +54,9 @@ def _xacro_args(values: list[str]) -> dict[str, str]:
 def solve(
     robot: Annotated[str, typer.Argument(help="An installed robot (e.g. dobot_cr5, panda; see `ikrl list`) or a URDF, xacro or MJCF file.")],
     targets: Annotated[Path | None, typer.Option(help="Target poses: .npy, .csv or .pt, rows of 16 (4x4 row-major) or 7 (x y z qw qx qy qz).")] = None,
-    random: Annotated[int | None, typer.Option(min=1, help="Instead of --targets: N reachable targets (poses of uniform joint values).")] = None,
+    random: Annotated[
+        int | None, typer.Option(min=1, max=MAX_RANDOM_TARGETS, help="Instead of --targets: N reachable targets (poses of uniform joint values).")
+    ] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="A trained run folder or checkpoint for this robot: its rollout warm-starts the solver.")] = None,
     policy_steps: Annotated[int | None, typer.Option(min=1, help="Steps of the warm-start rollout (default: the checkpoint's max_steps).")] = None,
     out: Annotated[
@@ -59,7 +64,7 @@ def solve(
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file (default: refuse).")] = False,
     position_tolerance: Annotated[float, typer.Option(min=0, help="Position tolerance in metres.")] = 1e-3,
-    rotation_tolerance: Annotated[float, typer.Option(min=0, help="Rotation tolerance in degrees.")] = 1.0,
+    rotation_tolerance: Annotated[float, typer.Option(min=0, max=180, help="Rotation tolerance in degrees (at most 180).")] = 1.0,
     max_iters: Annotated[int, typer.Option(min=1, help="Iterations per candidate start.")] = 15,
     restarts: Annotated[int, typer.Option(min=0, help="Further candidate starts per unsolved target.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of --random targets and of the solver's own draws.")] = 0,

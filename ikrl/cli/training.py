@@ -15,6 +15,9 @@ from ikrl.cli.base import command, console, result_path
 from ikrl.errors import BadParameterError
 from ikrl.rl.evaluate import EVAL_SEED
 
+#: ``ikrl eval --targets N`` at most: every target is an arm of one environment.
+MAX_EVAL_TARGETS = 1_000_000
+
 
 def _evaluation_table(title: str, rows: list[tuple[str, str]]) -> Table:
     table = Table(title=title, show_header=False)
@@ -158,8 +161,10 @@ def _count_or_poses(targets: str) -> tuple[int, torch.Tensor | None]:
     from ikrl.solver.targets import load_targets
 
     if targets.isdigit() and not Path(targets).exists():
-        if int(targets) < 1:
-            raise BadParameterError(f"--targets must be a positive count or a file of poses; got {targets!r}")
+        if not 1 <= int(targets) <= MAX_EVAL_TARGETS:
+            raise BadParameterError(
+                f"--targets must be a count from 1 to {MAX_EVAL_TARGETS:,} or a file of poses; got {targets!r}"
+            )
         return int(targets), None
     if not Path(targets).suffix and not Path(targets).exists():
         raise BadParameterError(f"--targets must be a positive count or a file of poses (.npy, .csv, .pt); got {targets!r}")

@@ -44,16 +44,19 @@ from torch import Tensor
 from torchrl.data import Bounded, Categorical, Composite, Unbounded
 from torchrl.envs import EnvBase
 
-from ikrl.errors import BadParameterError, IkrlError, JointInputError, ShapeError
+from ikrl.errors import BadParameterError, IkrlError, JointInputError, NotAPoseError, ShapeError
 from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
 from ikrl.extend.guard import guard
 from ikrl.extend.trial import check_shows, trial
 from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
 from ikrl.kinematics.se3 import check_poses, error_and_distances
 from ikrl.spec.grammar import EnvSpec
-from ikrl.util.checks import check_device, check_seed
+from ikrl.util.checks import check_device, check_seed, is_finite_number
 
-__all__ = ["IKEnv", "arms"]
+__all__ = ["MAX_ARMS", "IKEnv", "arms"]
+
+#: Arms in one environment at most: more would not fit in memory (a pose alone is 64 bytes an arm).
+MAX_ARMS = 2**24
 
 
 class IKEnv(EnvBase):
@@ -186,24 +189,78 @@ class IKEnv(EnvBase):
         ``q`` must lie within the limits (:func:`~ikrl.kinematics.protocol.into_limits`); it is not moved.
         """
         n = self.batch_size[0]
+        for name, value in (("q", q), ("target", target)):
+            if not isinstance(value, Tensor):
+                raise JointInputError(
+                    f"state_at: {name} must be a tensor ({'joint values [N, dof]' if name == 'q' else 'poses [N, 4, 4]'}); "
+                    f"got {type(value).__name__}"
+                )
         if tuple(q.shape) != (n, self.chain.dof) or tuple(target.shape) != (n, 4, 4):
             raise ShapeError(
                 f"state_at needs q of shape ({n}, {self.chain.dof}) and target of shape ({n}, 4, 4) "
                 f"for this environment of {n} arms; got {tuple(q.shape)} and {tuple(target.shape)}"
             )
+        if q.dtype == torch.bool or q.is_complex() or q.is_meta:
+            raise JointInputError(
+                f"state_at: q must hold real joint values (a float tensor, radians or metres); got a {q.dtype} tensor"
+                + (" on the meta device" if q.is_meta else "")
+            )
+        if target.dtype not in (torch.float32, torch.float64):
+            raise NotAPoseError(f"state_at: target must be a float32 or float64 tensor of poses [N, 4, 4]; got dtype {target.dtype}")
         check_poses(target, "target[{}]")
         if not bool(torch.isfinite(q).all()):
             raise JointInputError(f"state_at: q has a value that is not finite (row {int(torch.nonzero(~torch.isfinite(q).all(-1))[0, 0])})")
         q = q.to(device=self.device, dtype=self.dtype)
         target = target.to(device=self.device, dtype=self.dtype)
+        if not bool(torch.isfinite(target).all()):
+            row = int(torch.nonzero(~torch.isfinite(target).flatten(1).all(-1))[0, 0])
+            raise NotAPoseError(
+                f"state_at: target[{row}] does not fit this {str(self.dtype).removeprefix('torch.')} environment "
+                f"(an entry overflows to inf); give targets within +-{torch.finfo(self.dtype).max:.3g}"
+            )
+        self._check_within_limits(q)
+        step_count = self._checked_step_count(step_count, n)
+        q = q.to(device=self.device, dtype=self.dtype)
+        target = target.to(device=self.device, dtype=self.dtype)
         out = self._observe(q, target)
         self._last = (q.detach(), target.detach())
-        if step_count is None:
-            step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
         out["step_count"] = step_count
         false = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
         out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
         return out
+
+    def _check_within_limits(self, q: Tensor) -> None:
+        """Refuse joint values outside :func:`~ikrl.kinematics.protocol.bounds` (a few units
+        in the last place of the environment's dtype of slack: a float64 value at its limit,
+        rounded to float32, stays acceptable)."""
+        low, high = bounds(self.chain)
+        slack = 4 * torch.finfo(self.dtype).eps
+        below = q < low - slack * (1 + low.abs())
+        above = q > high + slack * (1 + high.abs())
+        outside = below | above
+        if bool(outside.any()):
+            row, joint = (int(i) for i in torch.nonzero(outside)[0])
+            kind = " (continuous: it wraps into [-pi, pi))" if bool(self.chain.continuous[joint]) else ""
+            raise JointInputError(
+                f"state_at: q[{row}, {joint}] = {float(q[row, joint]):.6g} is outside the limits of joint "
+                f"{self.chain.joint_names[joint]!r}, [{float(low[joint]):.6g}, {float(high[joint]):.6g}]{kind}; "
+                "give joint values within the limits (ikrl.kinematics.protocol.into_limits moves them there)"
+            )
+
+    def _checked_step_count(self, step_count: Tensor | None, n: int) -> Tensor:
+        """``step_count`` if it is an int64 tensor ``[N, 1]`` in ``[0, max_steps]`` (zeros if None)."""
+        if step_count is None:
+            return torch.zeros(n, 1, dtype=torch.int64, device=self.device)
+        if not isinstance(step_count, Tensor) or step_count.dtype != torch.int64 or tuple(step_count.shape) != (n, 1):
+            got = f"a {step_count.dtype} tensor of shape {tuple(step_count.shape)}" if isinstance(step_count, Tensor) else type(step_count).__name__
+            raise JointInputError(f"state_at: step_count must be an int64 tensor of shape ({n}, 1), steps since each arm's reset; got {got}")
+        bad = (step_count < 0) | (step_count > self.max_steps)
+        if bool(bad.any()):
+            row = int(torch.nonzero(bad)[0, 0])
+            raise JointInputError(
+                f"state_at: step_count[{row}] = {int(step_count[row, 0])}; steps since a reset lie in [0, max_steps = {self.max_steps}]"
+            )
+        return step_count.to(self.device)
 
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         action = tensordict["action"]
@@ -301,7 +358,8 @@ class IKEnv(EnvBase):
 
 
 def arms(batch_size: object) -> int:
-    """The number of arms ``N`` from ``batch_size``: an int, or TorchRL's ``[N]`` / ``torch.Size([N])``.
+    """The number of arms ``N`` from ``batch_size``: an int, or TorchRL's ``[N]`` / ``torch.Size([N])``,
+    from 1 to :data:`MAX_ARMS`.
 
     Examples:
         >>> arms(64), arms([64]), arms(torch.Size([64]))
@@ -309,9 +367,10 @@ def arms(batch_size: object) -> int:
     """
     if isinstance(batch_size, (list, tuple)) and len(batch_size) == 1:  # torch.Size is a tuple
         batch_size = batch_size[0]
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or not 1 <= batch_size <= MAX_ARMS:
         raise BadParameterError(
-            f"batch_size must be a positive int N, [N] or torch.Size([N]) (the number of arms); got {batch_size!r}"
+            f"batch_size must be a positive int N, [N] or torch.Size([N]) (the number of arms, at most {MAX_ARMS:,}); "
+            f"got {batch_size!r}"
         )
     return batch_size
 
@@ -321,19 +380,33 @@ def _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_to
         raise BadParameterError(f"batch_size must be a positive int (the number of arms); got {batch_size!r}")
     if dtype not in (torch.float32, torch.float64):
         raise BadParameterError(f"dtype must be torch.float32 or torch.float64; got {dtype!r}")
-    if not isinstance(max_steps, int) or max_steps < 1:
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise BadParameterError(f"max_steps must be a positive int; got {max_steps!r}")
-    for name, value in (("position_tolerance", position_tolerance), ("rotation_tolerance", rotation_tolerance)):
-        if not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
-            raise BadParameterError(f"{name} must be a positive number; got {value!r}")
+    if not (is_finite_number(position_tolerance) and position_tolerance > 0):
+        raise BadParameterError(f"position_tolerance must be a positive number (metres); got {position_tolerance!r}")
+    if not (is_finite_number(rotation_tolerance) and 0 < rotation_tolerance <= math.pi):
+        hint = f" (math.radians({rotation_tolerance:g}) for {rotation_tolerance:g} degrees)" if is_finite_number(rotation_tolerance) and rotation_tolerance > math.pi else ""
+        raise BadParameterError(f"rotation_tolerance must be a number of radians in (0, pi]{hint}; got {rotation_tolerance!r}")
 
 
 def _per_joint(value: float | Sequence[float], chain: KinematicChain, dtype: torch.dtype, device: torch.device) -> Tensor:
+    wrong = BadParameterError(
+        f"max_delta must be one positive number or {chain.dof} (one per joint of {chain.name!r}; radians or metres per step); got {value!r}"
+    )
+    if isinstance(value, Tensor):
+        if value.dtype == torch.bool or value.is_complex() or value.dim() > 1:
+            raise wrong
+    elif isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf" or value.ndim > 1:
+            raise wrong
+    elif isinstance(value, Sequence) and not isinstance(value, str | bytes):
+        if not all(is_finite_number(v) for v in value):
+            raise wrong
+    elif not is_finite_number(value):
+        raise wrong
     values = torch.as_tensor(value, dtype=dtype, device=device).flatten()
     if values.numel() == 1:
         values = values.expand(chain.dof).clone()
     if values.numel() != chain.dof or not bool((values > 0).all()) or not bool(torch.isfinite(values).all()):
-        raise BadParameterError(
-            f"max_delta must be one positive number or {chain.dof} (one per joint of {chain.name!r}); got {value!r}"
-        )
+        raise wrong
     return values

@@ -21,6 +21,7 @@ from ikrl.errors import (
     IkrlError,
     PluginError,
     SpecError,
+    SpecSyntaxError,
     UnknownNameError,
 )
 from ikrl.extend.components import JOINTS, TARGET, ObservationTransform, RewardShape, Sampler
@@ -244,6 +245,14 @@ def assemble(
     ``overrides`` maps a component name of the spec to parameters that replace or add to
     those written in the string.
     """
+    if not isinstance(spec, EnvSpec | str):
+        raise SpecSyntaxError(
+            f"a spec must be a string like 'dobot_cr5+weighted_pose' (or an EnvSpec); got {spec!r:.80} ({type(spec).__name__})"
+        )
+    if registry is not None and not isinstance(registry, Registry):
+        raise BadParameterError(
+            f"registry must be an ikrl.extend.registry.Registry (or None: the installed plugins'); got {type(registry).__name__}"
+        )
     registry = registry or default_registry()
     spec = EnvSpec.parse(spec) if isinstance(spec, str) else spec
     overrides = dict(overrides or {})

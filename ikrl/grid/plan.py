@@ -9,10 +9,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ikrl.errors import GridError
-from ikrl.spec.braces import expand_braces
+from ikrl.spec.braces import MAX_EXPANSION, expand_braces
 
-__all__ = ["Cell", "ConfigLike", "TrainFn", "plan", "run_folder_name", "seed_list", "spec_digest", "spec_slug"]
+__all__ = ["MAX_CELLS", "Cell", "ConfigLike", "TrainFn", "plan", "run_folder_name", "seed_list", "spec_digest", "spec_slug"]
 
+#: Cells (spec, seed) of a grid at most, as many as specs a pattern may expand to.
+MAX_CELLS = MAX_EXPANSION
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+=-]+")
 _SLUG_LENGTH = 80
 
@@ -67,15 +69,21 @@ def plan(pattern: str, seeds: int | Sequence[int] = 3) -> list[Cell]:
     ``seeds`` is a count (``3`` means seeds 0, 1, 2) or the seeds themselves.
     """
     seeds_used = seed_list(seeds)
-    return [Cell(spec, seed) for spec in expand_braces(pattern) for seed in seeds_used]
+    specs = expand_braces(pattern)
+    if len(specs) * len(seeds_used) > MAX_CELLS:
+        raise GridError(
+            f"{len(specs):,} specs with {len(seeds_used):,} seeds each make {len(specs) * len(seeds_used):,} cells; "
+            f"a grid has at most {MAX_CELLS:,}: fewer seeds, or split the pattern"
+        )
+    return [Cell(spec, seed) for spec in specs for seed in seeds_used]
 
 
 def seed_list(seeds: int | Sequence[int]) -> list[int]:
     if isinstance(seeds, bool) or not isinstance(seeds, (int, Sequence)) or isinstance(seeds, str):
         raise GridError(f"seeds must be a count (3) or a list of ints ([0, 7, 42]); got {seeds!r}")
     if isinstance(seeds, int):
-        if seeds < 1:
-            raise GridError(f"seeds must be at least 1 (the number of seeds per spec); got {seeds}")
+        if not 1 <= seeds <= MAX_CELLS:
+            raise GridError(f"seeds must be a count from 1 to {MAX_CELLS:,} (the number of seeds per spec); got {seeds}")
         return list(range(seeds))
     given = list(seeds)
     if not given or not all(isinstance(s, int) and not isinstance(s, bool) for s in given):

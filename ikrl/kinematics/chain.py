@@ -32,6 +32,7 @@ from torch import Tensor
 from ikrl.errors import ChainError, UnknownLinkError, UnsupportedJointError
 from ikrl.kinematics.protocol import check_joints
 from ikrl.kinematics.se3 import rpy_to_matrix
+from ikrl.util.checks import check_device, check_dtype
 
 __all__ = ["SUPPORTED_JOINT_TYPES", "Chain", "Joint", "Mimic"]
 
@@ -252,6 +253,8 @@ class Chain:
     ) -> None:
         # Private: use from_joints / load_chain. ``exact`` holds the float64 CPU originals,
         # so converting a float32 chain to float64 loses nothing.
+        check_dtype(f"chain {name!r}", dtype)
+        device = check_device(device, meta=True)
         self.name = name
         self.env_defaults: Mapping[str, float | tuple[float, ...]] = MappingProxyType(dict(env_defaults or {}))
         self.base = base

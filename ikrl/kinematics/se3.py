@@ -408,6 +408,12 @@ def check_poses(poses: Tensor, what: str = "targets[{}]") -> Tensor:
     ikrl.errors.NotAPoseError: targets[1] is not a pose: its rotation block is not orthonormal (largest entry of R^T R - I is 3; tolerance 0.0001 for float32)
     """
     _check_trailing(poses, (4, 4), what.format("").rstrip("[]: "))
+    if not poses.is_floating_point():
+        raise NotAPoseError(
+            f"{what.format('').rstrip('[]: ')} must hold floating-point numbers (float32 or float64 poses); got a {poses.dtype} tensor"
+        )
+    if poses.is_meta:
+        raise NotAPoseError(f"{what.format('').rstrip('[]: ')} is on the meta device, which holds no values; give the poses on a real device")
     if not poses.numel():
         return poses
     flat = poses.reshape(-1, 4, 4)

@@ -27,6 +27,7 @@ from ikrl.kinematics.chain import Chain, Joint, Mimic
 from ikrl.kinematics.mjcf import load_mjcf_chain
 from ikrl.kinematics.se3 import rpy_to_matrix
 from ikrl.kinematics.xacro import expand_xacro, is_xacro_path
+from ikrl.util.checks import check_device, check_dtype
 
 __all__ = ["load_chain", "read_urdf_joints"]
 
@@ -206,6 +207,16 @@ def load_chain(
         >>> bool((from_mjcf.forward_kinematics(q) - from_urdf.forward_kinematics(q)).abs().max() < 1e-12)
         True
     """
+    if not isinstance(urdf, str | bytes | os.PathLike):
+        raise UrdfError(
+            f"urdf must be a path (str or os.PathLike) or the XML text (str or bytes); got {type(urdf).__name__} {urdf!r:.60}",
+            source="load_chain",
+        )
+    for role, link in (("base", base), ("tip", tip)):
+        if link is not None and not isinstance(link, str):
+            raise UrdfError(f"{role} must be a link name (a str) or None; got {type(link).__name__} {link!r:.60}", source="load_chain")
+    check_dtype("load_chain", dtype)
+    check_device(device, meta=True)
     if is_xacro_path(urdf):
         path = Path(urdf)
         text, source = expand_xacro(path, xacro_args), str(path)

@@ -26,6 +26,7 @@ Loading for another robot, or for a URDF whose kinematics changed since training
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 
 import torch
 
-from ikrl.errors import CheckpointError, CheckpointMismatchError
+from ikrl.errors import CheckpointError, CheckpointMismatchError, IkrlError
 from ikrl.kinematics.protocol import KinematicChain
 from ikrl.rl.goal.policy import GoalPolicy
 from ikrl.rl.policy import Policy
@@ -102,14 +103,17 @@ class Checkpoint:
 
     def policy(self, device: torch.device | str = "cpu", chain: KinematicChain | None = None) -> Policy | GoalPolicy:
         """The trained policy, in eval mode. A goal policy acts through ``chain`` (checked
-        against the fingerprint; by default the spec's robot, on ``device``)."""
+        against the fingerprint; by default the spec's robot, on ``device``). An MLP policy is
+        built in the dtype of the checkpoint's environment (``env.dtype``), the dtype of the
+        observations it gets."""
+        where = self._where()
         kind = POLICY_KINDS.get(self.policy_kind)
         if kind is None:
             raise CheckpointError(
-                f"checkpoint{f' ({self.path})' if self.path else ''} holds a policy of kind {self.policy_kind!r}; "
-                f"this ikrl knows {', '.join(sorted(POLICY_KINDS))}"
+                f"{where} holds a policy of kind {self.policy_kind!r}; this ikrl knows {', '.join(sorted(POLICY_KINDS))}"
             )
-        where = f"checkpoint{f' {self.path}' if self.path else ''}"
+        if kind is Policy:
+            self._check_mlp_config(where)
         try:
             count = kind.parameter_count(self.policy_config)
         except (TypeError, KeyError, ValueError, AttributeError) as error:
@@ -120,17 +124,63 @@ class Checkpoint:
                 f"{where}: its policy config describes {count:,} parameters but its state holds {held:,} numbers "
                 f"(at most {MAX_POLICY_PARAMETERS:,} are read); the file is damaged or was not written by ikrl"
             )
+        self._check_max_delta(where, chain)
         if chain is None and kind is GoalPolicy:
             chain = self.make_env(batch_size=1, device=device).chain
         elif chain is not None:
             self.check_chain(chain)
         try:
             policy = kind.from_config(self.policy_config, chain)
+            _check_state_dtypes(where, self.policy_state, policy.state_dict())
             policy.load_state_dict(self.policy_state)
         except (TypeError, KeyError, ValueError, RuntimeError) as error:
+            if isinstance(error, CheckpointError):
+                raise
             message = " ".join(str(error).split())
             raise CheckpointError(f"{where}: its policy cannot be rebuilt from what it stores ({type(error).__name__}: {message[:400]})") from None
+        if kind is Policy:  # the goal policy casts its inputs itself
+            return policy.to(device=device, dtype=getattr(torch, self.env.get("dtype", "float32"))).eval()
         return policy.to(device).eval()
+
+    def _where(self) -> str:
+        return f"checkpoint {self.path}" if self.path else "checkpoint"
+
+    def _check_mlp_config(self, where: str) -> None:
+        """The MLP config's layer widths and anchor columns, named before they are counted."""
+        config = self.policy_config
+        hidden = config.get("hidden", [256])
+        if not (isinstance(hidden, list | tuple) and hidden and all(isinstance(h, int) and not isinstance(h, bool) and h > 0 for h in hidden)):
+            raise CheckpointError(f"{where}: its policy config's hidden must be a list of positive ints (layer widths); got {hidden!r:.120}")
+        features = config.get("goal_features", [])
+        if not (isinstance(features, list | tuple) and all(isinstance(i, int) and not isinstance(i, bool) for i in features)):
+            raise CheckpointError(f"{where}: its policy config's goal_features must be a list of ints (observation columns); got {features!r:.120}")
+
+    def _check_max_delta(self, where: str, chain: KinematicChain | None) -> None:
+        """The policy's ``max_delta`` (config and state) is its environment's, joint for joint."""
+        env = [float(x) for x in self.env["max_delta"]]
+        if chain is not None and chain.dof != len(env):
+            raise CheckpointError(
+                f"{where}: its environment's max_delta has {len(env)} values, one per joint, but chain {chain.name!r} has {chain.dof} joints"
+            )
+        expected = torch.tensor(env, dtype=torch.float32)
+        found: list[tuple[str, object]] = [("policy config's max_delta", self.policy_config.get("max_delta"))]
+        found += [(f"policy state's {key}", value) for key, value in self.policy_state.items() if key == "max_delta" or key.endswith(".max_delta")]
+        for name, value in found:
+            try:
+                values = torch.as_tensor(value, dtype=torch.float32).flatten()
+            except (TypeError, ValueError, RuntimeError):
+                raise CheckpointError(f"{where}: its {name} must be {len(env)} positive numbers, one per joint; got {value!r:.120}") from None
+            if values.numel() != len(env):
+                raise CheckpointError(
+                    f"{where}: its policy acts on {values.numel()} joints ({name} has {values.numel()} values) but its "
+                    f"environment's max_delta has {len(env)}, one per joint; the file is damaged or was not written by ikrl"
+                )
+            if not torch.allclose(values, expected, rtol=1e-6, atol=0.0):
+                shown = [round(float(v), 6) for v in values]
+                raise CheckpointError(
+                    f"{where}: its {name} is {shown}, but its environment's max_delta is {[round(v, 6) for v in env]}: they must be equal "
+                    "(the policy scales its actions by it); the file is damaged or was not written by ikrl"
+                )
 
     def shared_policy(self, device: torch.device | str, chain: KinematicChain) -> Policy | GoalPolicy:
         """:meth:`policy`, built once per device and chain and reused (a solver's warm start
@@ -175,8 +225,23 @@ class Checkpoint:
             "dtype": getattr(torch, self.env.get("dtype", "float32")),
         }
         options.update(overrides)
-        env = make_env(self.spec, batch_size=batch_size, seed=seed, device=device, **options)
+        try:
+            env = make_env(self.spec, batch_size=batch_size, seed=seed, device=device, **options)
+        except CheckpointError:
+            raise
+        except IkrlError as error:
+            message = " ".join(str(error).split())
+            raise CheckpointError(
+                f"{self._where()}: cannot build its environment (spec {self.spec[:200]!r}): {message[:600]}"
+            ) from error
         self.check_chain(env.chain)
+        size = self.policy_config.get("observation_size")
+        width = env.observation_spec["observation"].shape[-1]
+        if isinstance(size, int) and size != width:
+            raise CheckpointError(
+                f"{self._where()}: its policy reads observations of width {size}, but its spec {self.spec[:200]!r} gives "
+                f"observations of width {width}; the spec or the policy was changed after training"
+            )
         return env
 
     # ------------------------------------------------------------------ files
@@ -228,7 +293,11 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise CheckpointError(f"{path} is not a readable ikrl checkpoint: {error}") from error
+        # torch's own message runs to many lines (why weights_only is on, how to turn it off); its first says what failed.
+        first = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        if first.startswith("Weights only load failed"):
+            first = "not a torch.save file of plain data (tensors, numbers, strings, lists, dicts)"
+        raise CheckpointError(f"{path} is not a readable ikrl checkpoint: {first[:300]}") from error
     if not isinstance(data, dict) or "format" not in data:
         raise CheckpointError(f"{path} is not an ikrl checkpoint (no 'format' entry)")
     if data["format"] != FORMAT:
@@ -252,6 +321,15 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         versions=data.get("versions", {}),
         path=path,
     )
+
+
+def _check_state_dtypes(where: str, stored: dict[str, torch.Tensor], built: dict[str, torch.Tensor]) -> None:
+    """Refuse stored tensors whose kind differs from the policy's own: a float weight stored
+    as a bool mask, or the reverse, would be cast without a word by ``load_state_dict``."""
+    for key, tensor in stored.items():
+        own = built.get(key)
+        if own is not None and own.is_floating_point() != tensor.is_floating_point():
+            raise CheckpointError(f"{where}: policy.state[{key!r}] is a {tensor.dtype} tensor; the policy's {key} is {own.dtype}")
 
 
 def _check_fields(path: Path, data: dict[str, Any]) -> None:
@@ -278,6 +356,8 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     for key in ("position_tolerance", "rotation_tolerance"):
         if not (is_finite_number(env.get(key)) and env[key] > 0):
             raise fail(f"env.{key}", "a positive number", env.get(key))
+    if env["rotation_tolerance"] > math.pi:
+        raise fail("env.rotation_tolerance", "radians in (0, pi]", env["rotation_tolerance"])
     if env.get("dtype", "float32") not in ("float32", "float64"):
         raise fail("env.dtype", "'float32' or 'float64'", env.get("dtype"))
     policy = data["policy"]
@@ -286,5 +366,11 @@ def _check_fields(path: Path, data: dict[str, Any]) -> None:
     state = policy.get("state")
     if not isinstance(state, dict) or not state or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise fail("policy.state", "a non-empty dict of names to tensors (a state dict)", type(state).__name__ if isinstance(state, dict) and state else state)
+    for key, tensor in state.items():
+        if tensor.layout != torch.strided or tensor.is_complex() or not (tensor.is_floating_point() or tensor.dtype == torch.bool):
+            kind = f"a {tensor.layout} tensor" if tensor.layout != torch.strided else f"a {tensor.dtype} tensor"
+            raise fail(f"policy.state[{key!r}]", "a dense real floating-point tensor (weights) or a bool mask", kind)
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: policy.state[{key!r}] holds values that are not finite (NaN or inf): the weights are damaged")
     if not isinstance(policy.get("kind", "mlp"), str):
         raise fail("policy.kind", f"one of {', '.join(sorted(POLICY_KINDS))}", policy.get("kind"))

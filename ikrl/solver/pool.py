@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ikrl.errors import BadParameterError, JointInputError, ShapeError
+from ikrl.errors import BadParameterError, JointInputError, NotAPoseError, ShapeError
 from ikrl.kinematics.chain import Chain
 from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
 from ikrl.kinematics.se3 import check_poses, pose_errors
@@ -401,6 +401,10 @@ def _start_queue(chain: KinematicChain, starts: object, n: int, what: str) -> Te
         tuple(starts.shape) == (n, chain.dof) or (starts.dim() == 3 and starts.shape[0] == n and starts.shape[1] >= 1 and starts.shape[2] == chain.dof)
     ):
         raise ShapeError(f"{what} shape ({n}, {chain.dof}) or ({n}, K, {chain.dof}) for {n} targets; got {shape}")
+    if not starts.is_floating_point() or starts.is_meta:
+        # Complex starts would lose their imaginary parts, bools and ints are no joint values.
+        where = " on the meta device (no values)" if starts.is_meta else ""
+        raise JointInputError(f"{what.split()[0]}: joint values must be a real floating-point tensor (float32 or float64); got {starts.dtype}{where}")
     queue = starts if starts.dim() == 3 else starts[:, None]
     finite = torch.isfinite(queue).flatten(1).all(-1)
     if not bool(finite.all()):
@@ -514,15 +518,32 @@ def _check_targets(chain: KinematicChain, targets: Tensor) -> Tensor:
     if not isinstance(targets, Tensor) or targets.dim() != 3 or tuple(targets.shape[1:]) != (4, 4):
         shape = tuple(targets.shape) if isinstance(targets, Tensor) else type(targets).__name__
         raise ShapeError(f"targets must be poses of shape (N, 4, 4); got {shape}")
+    if targets.dtype not in (torch.float32, torch.float64):
+        raise NotAPoseError(f"solve: targets must be a float32 or float64 tensor of poses (N, 4, 4); got dtype {targets.dtype}")
+    if targets.is_meta:
+        raise NotAPoseError("solve: targets are on the meta device, which holds no values; give them on the CPU or the chain's device")
     # Checked in the caller's dtype, before any rounding: a pose that is not one would be
     # "solved" against a meaningless rotation error.
     check_poses(targets, "targets[{}]")
-    return targets.to(device=chain.device, dtype=chain.dtype)
+    converted = targets.to(device=chain.device, dtype=chain.dtype)
+    if converted.dtype != targets.dtype and converted.numel():
+        finite = torch.isfinite(converted).flatten(1).all(-1)
+        if not bool(finite.all()):
+            row = int(torch.nonzero(~finite)[0, 0])
+            name = str(chain.dtype).removeprefix("torch.")
+            raise NotAPoseError(
+                f"solve: targets[{row}] does not fit the {name} chain (an entry overflows to inf in {name}); "
+                f"give targets within +-{torch.finfo(chain.dtype).max:.3g} or solve with a float64 chain"
+            )
+    return converted
 
 
 def _check_settings(position_tolerance: float, rotation_tolerance: float, max_iters: int, restarts: int, seeds: int) -> None:
-    for name, value in (("position_tolerance", position_tolerance), ("rotation_tolerance", rotation_tolerance)):
-        check_number("solve", name, value, accepted="a positive finite number", low=0, low_open=True)
+    check_number("solve", "position_tolerance", position_tolerance, accepted="a positive finite number", low=0, low_open=True)
+    check_number(
+        "solve", "rotation_tolerance", rotation_tolerance, accepted="a number of radians in (0, pi] (math.radians(1) for 1 degree)",
+        low=0, low_open=True, high=math.pi,
+    )  # fmt: skip
     check_int("solve", "max_iters", max_iters, low=1)
     check_int("solve", "restarts", restarts, low=0)
-    check_int("solve", "seeds", seeds, low=0)
+    check_int("solve", "seeds", seeds, low=0, high=2**22)  # a larger seed table would not fit in memory

@@ -64,6 +64,8 @@ def load_targets(path: str | Path) -> Tensor:
             rows = _read_csv(path)
         if np.iscomplexobj(rows):
             raise TargetsFileError(f"{path}: targets must be real numbers; the file holds complex values")
+        if isinstance(rows, np.ndarray) and rows.dtype == np.bool_:  # as a .pt file's bool tensor is refused
+            raise TargetsFileError(f"{path}: targets must be real numbers (ints or floats); the file holds an array of bools")
         rows = np.asarray(rows, dtype=np.float64)
     except TargetsFileError:
         raise
@@ -101,10 +103,15 @@ def _read_tensor(path: Path) -> np.ndarray:
 
 
 def _read_csv(path: Path) -> np.ndarray:
-    with path.open(newline="") as handle:
+    # utf-8-sig: a byte order mark (Excel writes one) is not part of the first number.
+    with path.open(newline="", encoding="utf-8-sig") as handle:
         lines = [row for row in csv.reader(handle) if row and not row[0].lstrip().startswith("#")]
-    if lines and not _numeric(lines[0]):
-        lines = lines[1:]  # a header
+    if lines and not any(_numeric([cell]) for cell in lines[0]):
+        lines = lines[1:]  # a header: names only (x, y, z, qw, ...)
+    elif lines and not _numeric(lines[0]):
+        raise ValueError(
+            f"row 0 mixes numbers and text: {lines[0]}; a header row holds names only, a row of targets numbers only"
+        )
     widths = {len(row) for row in lines}
     if len(widths) > 1:
         raise ValueError(f"rows have different numbers of values: {sorted(widths)}")

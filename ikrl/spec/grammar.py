@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from ikrl.errors import SpecSyntaxError
 from ikrl.spec.lexer import caret_error, quote_end
 
-__all__ = ["EnvSpec", "Part", "Value", "format_value", "parse_value"]
+__all__ = ["MAX_NUMBER_DIGITS", "EnvSpec", "Part", "Value", "format_value", "parse_value"]
+
+#: A number in a spec has at most this many characters (Python's own limit for an int's digits).
+MAX_NUMBER_DIGITS = 4300
 
 Value = int | float | bool | str | tuple["Value", ...]
 
@@ -94,7 +97,7 @@ def format_value(value: Value) -> str:
             raise SpecSyntaxError(f"tuple values cannot nest; got {value!r}")
         return ",".join(format_value(v) for v in value)
     if isinstance(value, str):
-        if _BARE.fullmatch(value) and _scalar(value) == value:
+        if len(value) <= MAX_NUMBER_DIGITS and _BARE.fullmatch(value) and _scalar(value) == value:
             return value
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     raise SpecSyntaxError(f"unsupported spec value {value!r} ({type(value).__name__})")
@@ -196,8 +199,15 @@ class _Parser:
         match = _BARE.match(self.text, self.pos)
         if not match:
             raise self.error("a value")
+        token = match.group()
+        if len(token) > MAX_NUMBER_DIGITS and _NUMBER.fullmatch(token):
+            # Python's int() refuses more than 4,300 digits; no parameter needs a tenth of that.
+            raise caret_error(
+                "spec", self.text, self.pos,
+                f"a number of {len(token):,} characters at position {self.pos}; a number has at most {MAX_NUMBER_DIGITS:,} digits",
+            )  # fmt: skip
         self.pos = match.end()
-        return _scalar(match.group())
+        return _scalar(token)
 
     def quoted(self) -> str:
         end = quote_end(self.text, self.pos)

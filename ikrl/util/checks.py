@@ -20,11 +20,12 @@ import torch
 
 from ikrl.errors import BadParameterError
 
-__all__ = ["MAX_SEED", "check_device", "check_int", "check_number", "check_seed", "is_finite_number"]
+__all__ = ["FLOAT_DTYPES", "MAX_SEED", "check_device", "check_dtype", "check_int", "check_number", "check_seed", "is_finite_number"]
 
 #: Seeds are ints from 0 to this (numpy's and most libraries' range; room for seed + k offsets).
 MAX_SEED = 2**32 - 1
-
+#: The dtypes of chains, environments and solutions.
+FLOAT_DTYPES = (torch.float32, torch.float64)
 
 
 def is_finite_number(value: object) -> bool:
@@ -59,14 +60,15 @@ def check_number(
     return x
 
 
-def check_device(device: object) -> torch.device:
+def check_device(device: object, *, meta: bool = False) -> torch.device:
     """``device`` as a :class:`torch.device` that this machine has, else a BadParameterError
-    saying what was wrong (not a device name, or a kind this torch build or machine lacks)."""
+    saying what was wrong (not a device name, or a kind this torch build or machine lacks).
+    ``meta=True`` also accepts the meta device (shapes without values: chains, for tests)."""
     try:
         resolved = torch.device(device)  # type: ignore[arg-type]
     except (RuntimeError, TypeError, ValueError):
         raise BadParameterError(f"device must be a torch device such as 'cpu', 'cuda' or 'cuda:1'; got {device!r}") from None
-    if resolved.type == "cpu":
+    if resolved.type == "cpu" or (meta and resolved.type == "meta"):
         return resolved
     module = getattr(torch, resolved.type, None)
     available = getattr(module, "is_available", None)
@@ -76,6 +78,19 @@ def check_device(device: object) -> torch.device:
     if resolved.index is not None and count is not None and resolved.index >= count():
         raise BadParameterError(f"device {device!r} does not exist: this machine has {count()} {resolved.type} device(s)")
     return resolved
+
+
+def check_dtype(component: str, dtype: object) -> torch.dtype:
+    """``dtype`` if it is ``torch.float32`` or ``torch.float64``, else a BadParameterError.
+
+    >>> check_dtype("load_chain", "float32")
+    Traceback (most recent call last):
+    ...
+    ikrl.errors.BadParameterError: load_chain: dtype must be torch.float32 or torch.float64; got 'float32'
+    """
+    if not isinstance(dtype, torch.dtype) or dtype not in FLOAT_DTYPES:
+        raise BadParameterError(component=component, parameter="dtype", accepted="torch.float32 or torch.float64", value=dtype)
+    return dtype
 
 
 def check_int(component: str, name: str, value: object, *, low: int | None = None, high: int | None = None) -> int:
