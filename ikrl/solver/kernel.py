@@ -46,16 +46,20 @@ _MAX_THREADS = int(numba_config.NUMBA_NUM_THREADS)  # pyright: ignore[reportAttr
 
 
 @_jit
-def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac):  # pragma: no cover - compiled
+def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work):  # pragma: no cover - compiled
     """Tip pose ``tip [4, 4]`` and Jacobian ``jac [6, dof]`` (base frame, like Chain.jacobian)
-    at ``q [dof]``, from the coefficients of :func:`ikrl.kinematics.chain._precompute`."""
+    at ``q [dof]``, from the coefficients of :func:`ikrl.kinematics.chain._precompute`.
+    ``work`` is scratch space of at least ``48 + 6 n`` numbers (no allocation per iteration)."""
     n, k = const.shape[0], coeff.shape[1]
     dof = q.shape[0]
-    frame = np.eye(4)
-    local = np.empty((4, 4))
-    out = np.empty((4, 4))
-    z = np.empty((n, 3))
-    p = np.empty((n, 3))
+    frame = work[0:16].reshape((4, 4))
+    local = work[16:32].reshape((4, 4))
+    out = work[32:48].reshape((4, 4))
+    z = work[48 : 48 + 3 * n].reshape((n, 3))
+    p = work[48 + 3 * n : 48 + 6 * n].reshape((n, 3))
+    for r in range(4):
+        for col in range(4):
+            frame[r, col] = 1.0 if r == col else 0.0
     for i in range(n):
         x = mimic_offset[i]
         for j in range(dof):
@@ -104,21 +108,22 @@ def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, 
 
 
 @_jit
+def _row_dot(a, b, r, c):  # pragma: no cover - compiled
+    return a[r, 0] * b[c, 0] + a[r, 1] * b[c, 1] + a[r, 2] * b[c, 2]
+
+
+@_jit
 def _error(tip, goal, error):  # pragma: no cover - compiled
     """The error twist the steps reduce (as ikrl.solver.pool._error) into ``error [6]``;
     returns (position error, rotation angle)."""
     for r in range(3):
         error[r] = goal[r, 3] - tip[r, 3]
-    rel = np.empty((3, 3))
-    for r in range(3):
-        for c in range(3):
-            acc = 0.0
-            for m in range(3):
-                acc += goal[r, m] * tip[c, m]
-            rel[r, c] = acc
-    vx, vy, vz = 0.5 * (rel[2, 1] - rel[1, 2]), 0.5 * (rel[0, 2] - rel[2, 0]), 0.5 * (rel[1, 0] - rel[0, 1])
+    # Entries of R_goal R_tip^T, as scalars (no allocation): (r, c) = goal row r . tip row c.
+    vx = 0.5 * (_row_dot(goal, tip, 2, 1) - _row_dot(goal, tip, 1, 2))
+    vy = 0.5 * (_row_dot(goal, tip, 0, 2) - _row_dot(goal, tip, 2, 0))
+    vz = 0.5 * (_row_dot(goal, tip, 1, 0) - _row_dot(goal, tip, 0, 1))
     sine = math.sqrt(vx * vx + vy * vy + vz * vz)
-    cosine = 0.5 * (rel[0, 0] + rel[1, 1] + rel[2, 2] - 1.0)
+    cosine = 0.5 * (_row_dot(goal, tip, 0, 0) + _row_dot(goal, tip, 1, 1) + _row_dot(goal, tip, 2, 2) - 1.0)
     angle = math.atan2(sine, cosine)
     scale = angle / sine if sine > 1e-12 else 1.0
     error[3], error[4], error[5] = vx * scale, vy * scale, vz * scale
@@ -166,12 +171,17 @@ def _cholesky_solve(a, b, x):  # pragma: no cover - compiled
 
 
 @_jit
-def _held_step(q, jac, error, damping, lower, upper, step):  # pragma: no cover - compiled
+def _held_step(q, jac, error, damping, lower, upper, step, work):  # pragma: no cover - compiled
     """The damped step with held joints (as ikrl.solver.pool._held_step) into ``step``; False
-    when the system cannot be solved (the step then counts as a bad one)."""
+    when the system cannot be solved (the step then counts as a bad one). ``work``: scratch
+    space of at least ``2 dof + max(dof, 6)**2 + 12`` numbers."""
     dof = q.shape[0]
-    free = np.empty(dof)
-    descent = np.empty(dof)
+    free = work[0:dof]
+    descent = work[dof : 2 * dof]
+    size = dof if dof <= 6 else 6
+    system = work[2 * dof : 2 * dof + size * size].reshape((size, size))
+    y = work[2 * dof + size * size : 2 * dof + size * size + 6]
+    rhs = work[2 * dof + size * size + 6 : 2 * dof + size * size + 12]
     for j in range(dof):
         g = 0.0
         for r in range(6):
@@ -180,7 +190,6 @@ def _held_step(q, jac, error, damping, lower, upper, step):  # pragma: no cover 
         free[j] = 0.0 if (held and g != 0.0) else 1.0
         descent[j] = g * free[j]
     if dof <= 6:
-        system = np.empty((dof, dof))
         for a in range(dof):
             for b in range(dof):
                 acc = 0.0
@@ -190,15 +199,13 @@ def _held_step(q, jac, error, damping, lower, upper, step):  # pragma: no cover 
         if not _cholesky_solve(system, descent, step):
             return False
     else:
-        system = np.empty((6, 6))
         for a in range(6):
             for b in range(6):
                 acc = 0.0
                 for j in range(dof):
                     acc += jac[a, j] * jac[b, j] * free[j]
                 system[a, b] = acc + (damping if a == b else 0.0)
-        y = np.empty(6)
-        rhs = error.copy()
+        rhs[:] = error
         if not _cholesky_solve(system, rhs, y):
             return False
         for j in range(dof):
@@ -225,7 +232,10 @@ def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model): 
     tip, jac, error = np.empty((4, 4)), np.empty((6, dof)), np.empty(6)
     new_tip, new_jac, new_error = np.empty((4, 4)), np.empty((6, dof)), np.empty(6)
     step, proposal = np.empty(dof), np.empty(dof)
-    _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac)
+    n = const.shape[0]
+    fk_work = np.empty(48 + 6 * n)
+    step_work = np.empty(2 * dof + max(dof, 6) ** 2 + 12)
+    _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, fk_work)
     position, rotation = _error(tip, goal, error)
     if position < position_tolerance and rotation < rotation_tolerance:
         return position, rotation, 0
@@ -235,11 +245,11 @@ def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model): 
     damping, stalled, used = _LAMBDA_START, 0, 0
     while True:
         better = False
-        if _held_step(q, jac, error, damping, lower, upper, step):
+        if _held_step(q, jac, error, damping, lower, upper, step, step_work):
             for j in range(dof):
                 proposal[j] = q[j] + step[j]
             _into_limits(proposal, lower, upper, continuous)
-            _fk_jac(proposal, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, new_tip, new_jac)
+            _fk_jac(proposal, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, new_tip, new_jac, fk_work)
             new_position, new_rotation = _error(new_tip, goal, new_error)
             new_cost = 0.0
             for r in range(6):
@@ -374,8 +384,9 @@ def _verdicts(q, goals, model, position, rotation):  # pragma: no cover - compil
     :func:`ikrl.se3.pose_errors` gives in float64 (tested to agree to 1e-12)."""
     const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
     tip, jac, error = np.empty((4, 4)), np.empty((6, q.shape[1])), np.empty(6)
+    work = np.empty(48 + 6 * const.shape[0])
     for t in range(q.shape[0]):
-        _fk_jac(q[t], const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac)
+        _fk_jac(q[t], const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work)
         position[t], rotation[t] = _error(tip, goals[t], error)
 
 
@@ -504,5 +515,6 @@ def fk_jacobian(chain, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The compiled forward kinematics and Jacobian at ``q [dof]`` (float64): for tests."""
     const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, *_ = _model(chain)
     tip, jac = np.empty((4, 4)), np.empty((6, chain.dof))
-    _fk_jac(np.ascontiguousarray(q, dtype=np.float64), const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac)
+    work = np.empty(48 + 6 * const.shape[0])
+    _fk_jac(np.ascontiguousarray(q, dtype=np.float64), const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work)
     return tip, jac
