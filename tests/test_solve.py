@@ -328,3 +328,13 @@ def test_backend_names_and_where_the_compiled_path_cannot_run(backend):
     with pytest.raises(BadParameterError, match=r"backend 'compiled' cannot run here: it runs a Chain on the CPU; got Wrapped on cpu"):
         solve(Wrapped(chain), targets, backend="compiled")
     assert bool(solve(Wrapped(chain), targets).success.all())  # auto: the tensor path
+
+
+def test_a_small_seed_table_gives_the_same_first_step_on_both_paths(backend):
+    # With 3 table entries there are 3 table parts (not 8): each path's one candidate is the
+    # nearest entry, and one iteration from it is the same step in float64.
+    chain = ikrl_robots.load("ur5e", dtype=torch.float64)
+    _, targets = reachable(chain, 4, seed=6)
+    compiled = solve(chain, targets, seeds=3, restarts=0, max_iters=1, backend="compiled")
+    tensor = solve(chain, targets, seeds=3, restarts=0, max_iters=1, backend="tensor")
+    assert torch.allclose(compiled.q, tensor.q, atol=1e-9)

@@ -177,7 +177,7 @@ def solve(
                 generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # the search draws the table again
             first = _start_queue(chain, warm_start(first[:, 0]), n, "warm_start must return joint values of")
         q, position, rotation, iterations, attempts = kernel.search(
-            chain, targets, first, seeds, _NEIGHBOURS, generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
+            chain, targets, first, seeds, min(_NEIGHBOURS, seeds), generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
         )
         # Reported in the chain's dtype, and judged on what is reported.
         position, rotation = position.to(chain.dtype), rotation.to(chain.dtype)
