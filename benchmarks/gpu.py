@@ -53,20 +53,6 @@ ROBOTS = ["dobot_cr5", "panda"]
 SPEC = "dobot_cr5+weighted_pose+sincos"
 
 
-def _load_solve_benchmark():
-    """benchmarks/solve.py as a module: its targets and its judge."""
-    import importlib.util
-
-    name = "ikrl_benchmark_solve"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name("solve.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
 class Timer:
     """Medians of synchronised calls on one device."""
 
@@ -142,10 +128,11 @@ def env_step(timer: Timer, sizes: dict) -> dict:
 
 
 def solver(timer: Timer, sizes: dict) -> dict:
+    import solve as sb  # benchmarks/solve.py, beside this script (its folder is on sys.path)
+
     import ikrl
     from ikrl.solver.pool import solve
 
-    sb = _load_solve_benchmark()
     urdf, base, tip = sb.robot_source("dobot_cr5")
     chain64 = ikrl.load_chain(urdf, base=base, tip=tip, dtype=torch.float64)
     chain = chain64.to(device=timer.device, dtype=torch.float32)

@@ -53,20 +53,22 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import importlib.util
 import json
 import math
 import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# benchmarks/solve.py, beside this script (a script runs with its folder on sys.path): its
+# targets, its judge and its pytorch_kinematics set-up are reused as they are.
+import solve as sb
 import torch
 
 import ikrl
@@ -84,20 +86,7 @@ except ImportError:
     pin = None
 
 
-def _load_solve_benchmark():
-    """benchmarks/solve.py as a module (benchmarks/ is not a package): its targets, its judge
-    and its pytorch_kinematics set-up are reused as they are."""
-    name = "ikrl_benchmark_solve"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().with_name("solve.py"))
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
-
-sb = _load_solve_benchmark()
 
 ROBOTS = ["dobot_cr5", "panda", "ur5"]
 KINEMATICS_ROBOTS = ["dobot_cr5", "panda"]
