@@ -46,6 +46,18 @@ _MAX_THREADS = int(numba_config.NUMBA_NUM_THREADS)  # pyright: ignore[reportAttr
 
 
 @_jit
+def _top_product(a, b, out):  # pragma: no cover - compiled
+    """The top three rows of ``a @ b`` for 4x4 transforms into ``out[:3]`` (the bottom row
+    of a rigid transform is 0 0 0 1)."""
+    for r in range(3):
+        for col in range(4):
+            acc = 0.0
+            for m in range(4):
+                acc += a[r, m] * b[m, col]
+            out[r, col] = acc
+
+
+@_jit
 def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work):  # pragma: no cover - compiled
     """Tip pose ``tip [4, 4]`` and Jacobian ``jac [6, dof]`` (base frame, like Chain.jacobian)
     at ``q [dof]``, from the coefficients of :func:`ikrl.kinematics.chain._precompute`.
@@ -71,24 +83,12 @@ def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, 
                 if k > 2:
                     value += x * coeff[i, 2, r, col]
                 local[r, col] = value
-        for r in range(3):
-            for col in range(4):
-                acc = 0.0
-                for m in range(4):
-                    acc += frame[r, m] * local[m, col]
-                out[r, col] = acc
-        for r in range(3):
-            for col in range(4):
-                frame[r, col] = out[r, col]
+        _top_product(frame, local, out)
+        frame[:3, :] = out[:3, :]
         for r in range(3):
             z[i, r] = frame[r, 2]
             p[i, r] = frame[r, 3]
-    for r in range(3):
-        for col in range(4):
-            acc = 0.0
-            for m in range(4):
-                acc += frame[r, m] * to_tip[m, col]
-            tip[r, col] = acc
+    _top_product(frame, to_tip, tip)
     tip[3, 0], tip[3, 1], tip[3, 2], tip[3, 3] = 0.0, 0.0, 0.0, 1.0
     for j in range(dof):
         for r in range(6):
