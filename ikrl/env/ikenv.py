@@ -48,6 +48,7 @@ from ikrl.errors import BadParameterError, IkrlError, JointInputError, NotAPoseE
 from ikrl.extend.components import ObservationTransform, PoseError, RewardShape, Sampler, State
 from ikrl.extend.guard import guard
 from ikrl.extend.trial import check_shows, trial
+from ikrl.kinematics import fused
 from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
 from ikrl.kinematics.se3 import check_poses, error_and_distances
 from ikrl.spec.grammar import EnvSpec
@@ -125,7 +126,10 @@ class IKEnv(EnvBase):
         #: (``apg``, ``goal``) needs one. The trial (:func:`ikrl.extend.trial.trial`) also checks
         #: every component's output once, here, rather than at the first reset or step.
         self.reward_differentiable = trial(
-            self.chain, self.reward_shape, self.sampler, cast("tuple[tuple[str, ObservationTransform], ...]", self.transforms)
+            self.chain,
+            self.reward_shape,
+            self.sampler,
+            cast("tuple[tuple[str, ObservationTransform], ...]", self.transforms),
         ).reward_differentiable
         self._make_specs()
         self.set_seed(seed if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
@@ -138,19 +142,31 @@ class IKEnv(EnvBase):
         size = sum(t.size(self.chain) for _, t in self.transforms)
         low, high = bounds(self.chain)
         state = {
-            "q": Bounded(low=low.expand(n, dof), high=high.expand(n, dof), shape=torch.Size((n, dof)), **common),
+            "q": Bounded(
+                low=low.expand(n, dof), high=high.expand(n, dof), shape=torch.Size((n, dof)), **common
+            ),
             "target": Unbounded(shape=torch.Size((n, 4, 4)), **common),
             "error": Unbounded(shape=torch.Size((n, 6)), **common),
             "position_error": Unbounded(shape=torch.Size((n, 1)), **common),
             "rotation_error": Unbounded(shape=torch.Size((n, 1)), **common),
-            "step_count": Bounded(low=0, high=self.max_steps, shape=torch.Size((n, 1)), device=self.device, dtype=torch.int64),
+            "step_count": Bounded(
+                low=0, high=self.max_steps, shape=torch.Size((n, 1)), device=self.device, dtype=torch.int64
+            ),
         }
         self.observation_spec = Composite(
-            observation=Unbounded(shape=torch.Size((n, size)), **common), **state, shape=torch.Size((n,)), device=self.device
+            observation=Unbounded(shape=torch.Size((n, size)), **common),
+            **state,
+            shape=torch.Size((n,)),
+            device=self.device,
         )
-        self.state_spec = Composite({k: v.clone() for k, v in state.items()}, shape=torch.Size((n,)), device=self.device)
+        self.state_spec = Composite(
+            {k: v.clone() for k, v in state.items()}, shape=torch.Size((n,)), device=self.device
+        )
         self.action_spec = Bounded(
-            low=-self.max_delta.expand(n, dof), high=self.max_delta.expand(n, dof), shape=torch.Size((n, dof)), **common
+            low=-self.max_delta.expand(n, dof),
+            high=self.max_delta.expand(n, dof),
+            shape=torch.Size((n, dof)),
+            **common,
         )
         self.reward_spec = Unbounded(shape=torch.Size((n, 1)), **common)
         flag = {"n": 2, "shape": torch.Size((n, 1)), "dtype": torch.bool, "device": self.device}
@@ -163,7 +179,9 @@ class IKEnv(EnvBase):
 
     def _set_seed(self, seed: int | None) -> None:
         self.rng = torch.Generator(device=self.device)
-        self.rng.manual_seed(int(seed) if seed is not None else int(torch.empty((), dtype=torch.int64).random_()))
+        self.rng.manual_seed(
+            int(seed) if seed is not None else int(torch.empty((), dtype=torch.int64).random_())
+        )
 
     def _reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         n = self.batch_size[0]
@@ -172,7 +190,12 @@ class IKEnv(EnvBase):
         target = self.chain.forward_kinematics(target_q.to(device=self.device, dtype=self.dtype))
         step_count = torch.zeros(n, 1, dtype=torch.int64, device=self.device)
         mask = None if tensordict is None else tensordict.get("_reset", None)
-        if tensordict is not None and mask is not None and not bool(mask.all()) and all(k in tensordict.keys() for k in ("q", "target")):
+        if (
+            tensordict is not None
+            and mask is not None
+            and not bool(mask.all())
+            and all(k in tensordict.keys() for k in ("q", "target"))
+        ):
             # A partial reset: arms outside the mask keep their joints, target and count.
             keep = ~mask.reshape(n, 1)
             q = torch.where(keep, tensordict["q"], q)
@@ -206,10 +229,14 @@ class IKEnv(EnvBase):
                 + (" on the meta device" if q.is_meta else "")
             )
         if target.dtype not in (torch.float32, torch.float64):
-            raise NotAPoseError(f"state_at: target must be a float32 or float64 tensor of poses [N, 4, 4]; got dtype {target.dtype}")
+            raise NotAPoseError(
+                f"state_at: target must be a float32 or float64 tensor of poses [N, 4, 4]; got dtype {target.dtype}"
+            )
         check_poses(target, "target[{}]")
         if not bool(torch.isfinite(q).all()):
-            raise JointInputError(f"state_at: q has a value that is not finite (row {int(torch.nonzero(~torch.isfinite(q).all(-1))[0, 0])})")
+            raise JointInputError(
+                f"state_at: q has a value that is not finite (row {int(torch.nonzero(~torch.isfinite(q).all(-1))[0, 0])})"
+            )
         q = q.to(device=self.device, dtype=self.dtype)
         target = target.to(device=self.device, dtype=self.dtype)
         if not bool(torch.isfinite(target).all()):
@@ -251,9 +278,19 @@ class IKEnv(EnvBase):
         """``step_count`` if it is an int64 tensor ``[N, 1]`` in ``[0, max_steps]`` (zeros if None)."""
         if step_count is None:
             return torch.zeros(n, 1, dtype=torch.int64, device=self.device)
-        if not isinstance(step_count, Tensor) or step_count.dtype != torch.int64 or tuple(step_count.shape) != (n, 1):
-            got = f"a {step_count.dtype} tensor of shape {tuple(step_count.shape)}" if isinstance(step_count, Tensor) else type(step_count).__name__
-            raise JointInputError(f"state_at: step_count must be an int64 tensor of shape ({n}, 1), steps since each arm's reset; got {got}")
+        if (
+            not isinstance(step_count, Tensor)
+            or step_count.dtype != torch.int64
+            or tuple(step_count.shape) != (n, 1)
+        ):
+            got = (
+                f"a {step_count.dtype} tensor of shape {tuple(step_count.shape)}"
+                if isinstance(step_count, Tensor)
+                else type(step_count).__name__
+            )
+            raise JointInputError(
+                f"state_at: step_count must be an int64 tensor of shape ({n}, 1), steps since each arm's reset; got {got}"
+            )
         bad = (step_count < 0) | (step_count > self.max_steps)
         if bool(bad.any()):
             row = int(torch.nonzero(bad)[0, 0])
@@ -274,13 +311,17 @@ class IKEnv(EnvBase):
         # Bounded joints stop at their limits; continuous joints wrap into [-pi, pi).
         q = into_limits(self.chain, tensordict["q"] + delta)
         before = PoseError(
-            tensordict["error"], tensordict["position_error"].squeeze(-1), tensordict["rotation_error"].squeeze(-1)
+            tensordict["error"],
+            tensordict["position_error"].squeeze(-1),
+            tensordict["rotation_error"].squeeze(-1),
         )
         out = self._observe(q, tensordict["target"])
         self._last = (q.detach(), out["target"].detach())
         after = PoseError(out["error"], out["position_error"].squeeze(-1), out["rotation_error"].squeeze(-1))
         success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
-        out["reward"] = self.reward_shape(before, after, success).reshape(-1, 1)  # [N] in dtype: checked by the trial
+        out["reward"] = self.reward_shape(before, after, success).reshape(
+            -1, 1
+        )  # [N] in dtype: checked by the trial
         step_count = tensordict["step_count"] + 1
         out["step_count"] = step_count
         terminated = success.reshape(-1, 1)
@@ -290,7 +331,9 @@ class IKEnv(EnvBase):
 
     def _observe(self, q: Tensor, target: Tensor) -> TensorDict:
         tip = self.chain.forward_kinematics(q)
-        twist, position, rotation = error_and_distances(tip, target)
+        # Without a gradient to carry, the error in one compiled pass (same formulas, ~5x faster).
+        pose_error = fused.error_and_distances if fused.usable(tip, target) else error_and_distances
+        twist, position, rotation = pose_error(tip, target)
         state = State(self.chain, q, target, tip, PoseError(twist, position, rotation))
         features = [transform(state) for _, transform in self.transforms]
         return TensorDict(
@@ -383,13 +426,23 @@ def _check_options(batch_size, dtype, max_steps, position_tolerance, rotation_to
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         raise BadParameterError(f"max_steps must be a positive int; got {max_steps!r}")
     if not (is_finite_number(position_tolerance) and position_tolerance > 0):
-        raise BadParameterError(f"position_tolerance must be a positive number (metres); got {position_tolerance!r}")
+        raise BadParameterError(
+            f"position_tolerance must be a positive number (metres); got {position_tolerance!r}"
+        )
     if not (is_finite_number(rotation_tolerance) and 0 < rotation_tolerance <= math.pi):
-        hint = f" (math.radians({rotation_tolerance:g}) for {rotation_tolerance:g} degrees)" if is_finite_number(rotation_tolerance) and rotation_tolerance > math.pi else ""
-        raise BadParameterError(f"rotation_tolerance must be a number of radians in (0, pi]{hint}; got {rotation_tolerance!r}")
+        hint = (
+            f" (math.radians({rotation_tolerance:g}) for {rotation_tolerance:g} degrees)"
+            if is_finite_number(rotation_tolerance) and rotation_tolerance > math.pi
+            else ""
+        )
+        raise BadParameterError(
+            f"rotation_tolerance must be a number of radians in (0, pi]{hint}; got {rotation_tolerance!r}"
+        )
 
 
-def _per_joint(value: float | Sequence[float], chain: KinematicChain, dtype: torch.dtype, device: torch.device) -> Tensor:
+def _per_joint(
+    value: float | Sequence[float], chain: KinematicChain, dtype: torch.dtype, device: torch.device
+) -> Tensor:
     wrong = BadParameterError(
         f"max_delta must be one positive number or {chain.dof} (one per joint of {chain.name!r}; radians or metres per step); got {value!r}"
     )

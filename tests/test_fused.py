@@ -1,0 +1,63 @@
+"""The compiled pose error against the tensor reference in ikrl.kinematics.se3."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from ikrl.errors import BadParameterError, ShapeError
+from ikrl.kinematics import fused, se3
+
+
+def _pairs(dtype: torch.dtype, n: int = 3000) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random current poses, and targets at twists with tiny, ordinary and near-pi rotations."""
+    g = torch.Generator().manual_seed(0)
+    xi = torch.randn(n, 6, generator=g, dtype=torch.float64)
+    xi[: n // 3, 3:] *= 1e-5
+    w = xi[n // 3 : 2 * n // 3, 3:]
+    xi[n // 3 : 2 * n // 3, 3:] = w / w.norm(dim=-1, keepdim=True) * (math.pi - 1e-3)
+    current = se3.se3_exp(torch.randn(n, 6, generator=g, dtype=torch.float64))
+    target = current @ se3.se3_exp(xi)
+    return current.to(dtype), target.to(dtype), xi
+
+
+@pytest.mark.parametrize(("dtype", "tol"), [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+def test_agrees_with_the_float64_reference(dtype: torch.dtype, tol: float) -> None:
+    current, target, _ = _pairs(dtype)
+    twist, position, rotation = fused.error_and_distances(current, target)
+    assert twist.dtype == position.dtype == rotation.dtype == dtype
+    ref_twist, ref_position, ref_rotation = se3.error_and_distances(current.double(), target.double())
+    assert (position.double() - ref_position).abs().max() < tol
+    assert (rotation.double() - ref_rotation).abs().max() < tol * 10
+    assert (twist.double() - ref_twist).abs().max() < tol * 100
+
+
+def test_twist_carries_the_current_pose_onto_the_target() -> None:
+    current, target, xi = _pairs(torch.float64)
+    twist, _, rotation = fused.error_and_distances(current, target)
+    assert torch.allclose(current @ se3.se3_exp(twist), target, atol=1e-9)
+    angle = xi[:, 3:].norm(dim=-1)
+    within = angle < math.pi  # the rows whose twist is itself the log (angles above pi wrap)
+    assert torch.allclose(rotation[within], angle[within], atol=1e-9)
+
+
+def test_keeps_leading_shape_and_matches_the_tensor_path_at_identity() -> None:
+    current = torch.eye(4).expand(2, 3, 4, 4)
+    twist, position, rotation = fused.error_and_distances(current, current.clone())
+    assert twist.shape == (2, 3, 6) and position.shape == rotation.shape == (2, 3)
+    assert twist.abs().max() == 0 and position.abs().max() == 0 and rotation.abs().max() == 0
+
+
+def test_refuses_what_needs_a_gradient_or_mismatches() -> None:
+    pose = torch.eye(4).expand(5, 4, 4).clone().requires_grad_()
+    assert not fused.usable(pose)
+    with torch.no_grad():
+        assert fused.usable(pose)
+    with pytest.raises(BadParameterError, match="need no gradient; use ikrl.se3.error_and_distances"):
+        fused.error_and_distances(pose, pose.detach())
+    with pytest.raises(BadParameterError, match="same shape and dtype"):
+        fused.error_and_distances(torch.eye(4), torch.eye(4).double())
+    with pytest.raises(ShapeError, match=r"current must have shape \(\.\.\., 4, 4\)"):
+        fused.error_and_distances(torch.eye(3), torch.eye(3))
