@@ -287,8 +287,12 @@ def _check_against(
         pose, jac = chain.forward_kinematics_and_jacobian(qn)
         assert pose.shape == (n, 4, 4) and jac.shape == (n, 6, chain.dof)
         assert pose.dtype == chain.dtype and jac.dtype == chain.dtype
+        # With a gradient to track, the differentiable tensor path; without, the compiled one.
+        tracked_pose, tracked_jac = chain.forward_kinematics_and_jacobian(qn.clone().requires_grad_(True))
+        assert tracked_jac.requires_grad
         for what, p, j in (
             ("forward_kinematics_and_jacobian", pose, jac),
+            ("forward_kinematics_and_jacobian with a gradient", tracked_pose, tracked_jac),
             ("forward_kinematics", chain.forward_kinematics(qn), None),
             ("jacobian", pose, chain.jacobian(qn)),
         ):

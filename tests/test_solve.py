@@ -275,18 +275,6 @@ def test_float32_solutions_at_a_limit_are_within_the_float64_limit():
     assert result.statistics(chain)["within_limits"] == 1.0
 
 
-def test_the_compiled_kinematics_are_the_chains(backend):
-    from ikrl.solver import kernel
-
-    for robot in ("dobot_cr5", "panda", "ur5e"):
-        chain = ikrl_robots.load(robot, dtype=torch.float64)
-        q, _ = reachable(chain, 20)
-        pose, jac = chain.forward_kinematics_and_jacobian(q)
-        for i in range(len(q)):
-            tip, compiled = kernel.fk_jacobian(chain, q[i].numpy())
-            assert abs(tip - pose[i].numpy()).max() < 1e-12 and abs(compiled - jac[i].numpy()).max() < 1e-12
-
-
 def test_both_backends_judge_alike_and_the_compiled_errors_are_pose_errors(backend):
     chain = ikrl_robots.load("panda", dtype=torch.float64)
     _, targets = reachable(chain, 50, seed=3)

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import ChainError, UnknownLinkError, UnsupportedJointError
+from ikrl.kinematics import compiled
 from ikrl.kinematics.protocol import check_joints
 from ikrl.kinematics.se3 import rpy_to_matrix
 from ikrl.util.checks import check_device, check_dtype
@@ -422,7 +423,9 @@ class Chain:
         """Analytic Jacobian of the tip: ``q[..., dof] -> [..., 6, dof]``.
 
         Rows 0-2 are the linear velocity of the tip origin, rows 3-5 the angular velocity,
-        both in the base frame, per unit velocity of each joint value.
+        both in the base frame, per unit velocity of each joint value. Where no gradient is
+        wanted (float32 or float64 on the CPU), compiled code computes it in float64 and
+        rounds once (:mod:`ikrl.kinematics.compiled`); otherwise differentiable torch does.
         """
         return self._jacobian(q, with_pose=False)[1]
 
@@ -434,6 +437,10 @@ class Chain:
 
     def _jacobian(self, q: Tensor, *, with_pose: bool) -> tuple[Tensor | None, Tensor]:
         flat, lead = self._flatten(q)
+        if compiled.usable(flat):
+            # No gradient wanted: one compiled loop over the batch instead of a few dozen passes.
+            pose, jac = compiled.jacobian(self, flat)
+            return (pose.reshape(*lead, 4, 4) if with_pose else None), jac.reshape(*lead, 6, self.dof)
         tip, axes = self._pass(flat, with_axes=True, with_pose=with_pose)
         assert axes is not None  # with_axes=True always returns them
         z, p, tip_position = axes

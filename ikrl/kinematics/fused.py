@@ -24,12 +24,12 @@ from __future__ import annotations
 import math
 
 import numba
-import numba.core.config as numba_config
 import numpy as np
 import torch
 from torch import Tensor
 
 from ikrl.errors import BadParameterError
+from ikrl.kinematics.compiled import PARALLEL_FROM, column_dot, match_torch_threads, usable
 from ikrl.kinematics.se3 import _check_trailing
 
 __all__ = ["error_and_distances", "usable"]
@@ -38,19 +38,14 @@ __all__ = ["error_and_distances", "usable"]
 _D0, _D1, _D2, _D3, _D4 = 1 / 12, 1 / 720, 1 / 30240, 1 / 1209600, 1 / 47900160
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _dot(c, t, r, k):  # pragma: no cover - compiled
-    return np.float64(c[0, r]) * t[0, k] + np.float64(c[1, r]) * t[1, k] + np.float64(c[2, r]) * t[2, k]
-
-
 def _rows(current, target, twist, position, rotation):  # pragma: no cover - compiled
     for i in numba.prange(current.shape[0]):
         c, t = current[i], target[i]
         # m_rk = (R_current^T R_target)_rk = column r of R_current . column k of R_target (scalars:
         # an array per element would be an allocation in the loop).
-        m00, m01, m02 = _dot(c, t, 0, 0), _dot(c, t, 0, 1), _dot(c, t, 0, 2)
-        m10, m11, m12 = _dot(c, t, 1, 0), _dot(c, t, 1, 1), _dot(c, t, 1, 2)
-        m20, m21, m22 = _dot(c, t, 2, 0), _dot(c, t, 2, 1), _dot(c, t, 2, 2)
+        m00, m01, m02 = column_dot(c, t, 0, 0), column_dot(c, t, 0, 1), column_dot(c, t, 0, 2)
+        m10, m11, m12 = column_dot(c, t, 1, 0), column_dot(c, t, 1, 1), column_dot(c, t, 1, 2)
+        m20, m21, m22 = column_dot(c, t, 2, 0), column_dot(c, t, 2, 1), column_dot(c, t, 2, 2)
         f0 = 1.0 + m00 + m11 + m22
         f1 = 1.0 + m00 - m11 - m22
         f2 = 1.0 - m00 + m11 - m22
@@ -103,22 +98,6 @@ def _rows(current, target, twist, position, rotation):  # pragma: no cover - com
 
 _SERIAL = numba.njit(cache=True, nogil=True)(_rows)
 _PARALLEL = numba.njit(cache=True, nogil=True, parallel=True)(_rows)
-#: From this many poses on, the parallel loop (waking its threads costs more than a few poses).
-PARALLEL_FROM = 256
-#: The most threads numba's pool has (the cores, unless NUMBA_NUM_THREADS says fewer).
-_MAX_THREADS = int(numba_config.NUMBA_NUM_THREADS)  # pyright: ignore[reportAttributeAccessIssue]
-
-
-def usable(*tensors: Tensor) -> bool:
-    """Whether :func:`error_and_distances` can stand in for the tensor path here: CPU tensors
-    of float32 or float64 of which none needs a gradient (in the current grad mode)."""
-    grad = torch.is_grad_enabled()
-    return all(
-        t.device.type == "cpu"
-        and t.dtype in (torch.float32, torch.float64)
-        and not (grad and t.requires_grad)
-        for t in tensors
-    )
 
 
 def error_and_distances(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -156,8 +135,8 @@ def error_and_distances(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor
     position = torch.empty(n, dtype=current.dtype)
     rotation = torch.empty(n, dtype=current.dtype)
     if n:
-        if n >= PARALLEL_FROM:  # as many threads as torch is told to use
-            numba.set_num_threads(max(1, min(torch.get_num_threads(), _MAX_THREADS)))
+        if n >= PARALLEL_FROM:
+            match_torch_threads()
         (_PARALLEL if n >= PARALLEL_FROM else _SERIAL)(
             flat_current.numpy(), flat_target.numpy(), twist.numpy(), position.numpy(), rotation.numpy()
         )

@@ -26,10 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["PARALLEL_FROM", "fk_jacobian", "search", "seed_table"]
+__all__ = ["PARALLEL_FROM", "search", "seed_table"]
 
 import numba
-import numba.core.config as numba_config
+
+from ikrl.kinematics.compiled import constants, fk_jac, jit, match_torch_threads, row_dot
 
 # The solver's constants (ikrl.solver.pool), repeated as plain floats for the compiled code.
 _LAMBDA_START, _LAMBDA_MIN, _LAMBDA_MAX, _SHRINK, _GROW = 1e-2, 1e-9, 1e6, 0.3, 5.0
@@ -37,100 +38,30 @@ _PATIENCE, _PROGRESS, _KICK, _NEAR_LIMIT, _ROTATION_LENGTH = 3, 0.99, 0.3, 0.05,
 #: Restarts drawn at once for a target its first candidates did not solve.
 _RESTART_BLOCK = 16
 
-_jit = numba.njit(cache=True, nogil=True)
-#: The most threads numba's pool has (the cores, unless NUMBA_NUM_THREADS says fewer).
-_MAX_THREADS = int(numba_config.NUMBA_NUM_THREADS)  # pyright: ignore[reportAttributeAccessIssue]
 
 
-# ---------------------------------------------------------------------------------- kinematics
+# ---------------------------------------------------------------------------------- the error
 
 
-@_jit
-def _top_product(a, b, out):  # pragma: no cover - compiled
-    """The top three rows of ``a @ b`` for 4x4 transforms into ``out[:3]`` (the bottom row
-    of a rigid transform is 0 0 0 1)."""
-    for r in range(3):
-        for col in range(4):
-            acc = 0.0
-            for m in range(4):
-                acc += a[r, m] * b[m, col]
-            out[r, col] = acc
-
-
-@_jit
-def _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work):  # pragma: no cover - compiled
-    """Tip pose ``tip [4, 4]`` and Jacobian ``jac [6, dof]`` (base frame, like Chain.jacobian)
-    at ``q [dof]``, from the coefficients of :func:`ikrl.kinematics.chain._precompute`.
-    ``work`` is scratch space of at least ``48 + 6 n`` numbers (no allocation per iteration)."""
-    n, k = const.shape[0], coeff.shape[1]
-    dof = q.shape[0]
-    frame = work[0:16].reshape((4, 4))
-    local = work[16:32].reshape((4, 4))
-    out = work[32:48].reshape((4, 4))
-    z = work[48 : 48 + 3 * n].reshape((n, 3))
-    p = work[48 + 3 * n : 48 + 6 * n].reshape((n, 3))
-    for r in range(4):
-        for col in range(4):
-            frame[r, col] = 1.0 if r == col else 0.0
-    for i in range(n):
-        x = mimic_offset[i]
-        for j in range(dof):
-            x += mimic_matrix[i, j] * q[j]
-        c, s = math.cos(x), math.sin(x)
-        for r in range(4):
-            for col in range(4):
-                value = const[i, r, col] + c * coeff[i, 0, r, col] + s * coeff[i, 1, r, col]
-                if k > 2:
-                    value += x * coeff[i, 2, r, col]
-                local[r, col] = value
-        _top_product(frame, local, out)
-        frame[:3, :] = out[:3, :]
-        for r in range(3):
-            z[i, r] = frame[r, 2]
-            p[i, r] = frame[r, 3]
-    _top_product(frame, to_tip, tip)
-    tip[3, 0], tip[3, 1], tip[3, 2], tip[3, 3] = 0.0, 0.0, 0.0, 1.0
-    for j in range(dof):
-        for r in range(6):
-            jac[r, j] = 0.0
-    for i in range(n):
-        dx, dy, dz = tip[0, 3] - p[i, 0], tip[1, 3] - p[i, 1], tip[2, 3] - p[i, 2]
-        zx, zy, zz = z[i, 0], z[i, 1], z[i, 2]
-        if revolute[i] > 0.5:
-            column = (zy * dz - zz * dy, zz * dx - zx * dz, zx * dy - zy * dx, zx, zy, zz)
-        else:
-            column = (zx, zy, zz, 0.0, 0.0, 0.0)
-        for j in range(dof):
-            weight = mimic_matrix[i, j]
-            if weight != 0.0:
-                for r in range(6):
-                    jac[r, j] += weight * column[r]
-
-
-@_jit
-def _row_dot(a, b, r, c):  # pragma: no cover - compiled
-    return a[r, 0] * b[c, 0] + a[r, 1] * b[c, 1] + a[r, 2] * b[c, 2]
-
-
-@_jit
+@jit
 def _error(tip, goal, error):  # pragma: no cover - compiled
     """The error twist the steps reduce (as ikrl.solver.pool._error) into ``error [6]``;
     returns (position error, rotation angle)."""
     for r in range(3):
         error[r] = goal[r, 3] - tip[r, 3]
     # Entries of R_goal R_tip^T, as scalars (no allocation): (r, c) = goal row r . tip row c.
-    vx = 0.5 * (_row_dot(goal, tip, 2, 1) - _row_dot(goal, tip, 1, 2))
-    vy = 0.5 * (_row_dot(goal, tip, 0, 2) - _row_dot(goal, tip, 2, 0))
-    vz = 0.5 * (_row_dot(goal, tip, 1, 0) - _row_dot(goal, tip, 0, 1))
+    vx = 0.5 * (row_dot(goal, tip, 2, 1) - row_dot(goal, tip, 1, 2))
+    vy = 0.5 * (row_dot(goal, tip, 0, 2) - row_dot(goal, tip, 2, 0))
+    vz = 0.5 * (row_dot(goal, tip, 1, 0) - row_dot(goal, tip, 0, 1))
     sine = math.sqrt(vx * vx + vy * vy + vz * vz)
-    cosine = 0.5 * (_row_dot(goal, tip, 0, 0) + _row_dot(goal, tip, 1, 1) + _row_dot(goal, tip, 2, 2) - 1.0)
+    cosine = 0.5 * (row_dot(goal, tip, 0, 0) + row_dot(goal, tip, 1, 1) + row_dot(goal, tip, 2, 2) - 1.0)
     angle = math.atan2(sine, cosine)
     scale = angle / sine if sine > 1e-12 else 1.0
     error[3], error[4], error[5] = vx * scale, vy * scale, vz * scale
     return math.sqrt(error[0] ** 2 + error[1] ** 2 + error[2] ** 2), angle
 
 
-@_jit
+@jit
 def _into_limits(q, lower, upper, continuous):  # pragma: no cover - compiled
     for j in range(q.shape[0]):
         if continuous[j]:
@@ -140,7 +71,7 @@ def _into_limits(q, lower, upper, continuous):  # pragma: no cover - compiled
             q[j] = min(max(q[j], lower[j]), upper[j])
 
 
-@_jit
+@jit
 def _cholesky_solve(a, b, x):  # pragma: no cover - compiled
     """Solve ``a x = b`` for symmetric positive definite ``a`` (overwritten); False if it is not."""
     n = a.shape[0]
@@ -170,7 +101,7 @@ def _cholesky_solve(a, b, x):  # pragma: no cover - compiled
     return True
 
 
-@_jit
+@jit
 def _held_step(q, jac, error, damping, lower, upper, step, work):  # pragma: no cover - compiled
     """The damped step with held joints (as ikrl.solver.pool._held_step) into ``step``; False
     when the system cannot be solved (the step then counts as a bad one). ``work``: scratch
@@ -223,19 +154,18 @@ def _held_step(q, jac, error, damping, lower, upper, step, work):  # pragma: no 
 # ---------------------------------------------------------------------------------- the search
 
 
-@_jit
+@jit
 def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model):  # pragma: no cover - compiled
     """Iterate one candidate from ``q`` (changed in place) as the tensor path iterates a row;
     returns (position error, rotation error, iterations used)."""
-    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
+    fixed, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
     dof = q.shape[0]
     tip, jac, error = np.empty((4, 4)), np.empty((6, dof)), np.empty(6)
     new_tip, new_jac, new_error = np.empty((4, 4)), np.empty((6, dof)), np.empty(6)
     step, proposal = np.empty(dof), np.empty(dof)
-    n = const.shape[0]
-    fk_work = np.empty(48 + 6 * n)
+    fk_work = np.empty(9 * fixed.shape[0])
     step_work = np.empty(2 * dof + max(dof, 6) ** 2 + 12)
-    _fk_jac(q, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, fk_work)
+    fk_jac(q, fixed, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, fk_work)
     position, rotation = _error(tip, goal, error)
     if position < position_tolerance and rotation < rotation_tolerance:
         return position, rotation, 0
@@ -249,7 +179,7 @@ def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model): 
             for j in range(dof):
                 proposal[j] = q[j] + step[j]
             _into_limits(proposal, lower, upper, continuous)
-            _fk_jac(proposal, const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, new_tip, new_jac, fk_work)
+            fk_jac(proposal, fixed, to_tip, mimic_matrix, mimic_offset, revolute, new_tip, new_jac, fk_work)
             new_position, new_rotation = _error(new_tip, goal, new_error)
             new_cost = 0.0
             for r in range(6):
@@ -270,7 +200,7 @@ def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model): 
             return position, rotation, used
 
 
-@_jit
+@jit
 def _neighbours(goal, table_features, parts, out):  # pragma: no cover - compiled
     """Indices of the nearest seed-table entry of each of ``parts`` equal parts, nearest
     first, into ``out [parts]`` (as ikrl.solver.pool._seed_table_neighbours)."""
@@ -296,7 +226,7 @@ def _neighbours(goal, table_features, parts, out):  # pragma: no cover - compile
     out[:] = ranked
 
 
-@_jit
+@jit
 def _search(goal, first, table_q, table_features, parts, fresh, kicks, restart, best_q, best_score, max_iters, position_tolerance, rotation_tolerance, model):  # pragma: no cover - compiled
     """One target's candidates in the tensor path's order until one solves it: ``first``
     (given starts), the nearest entry of each of ``parts`` parts of the seed table, then
@@ -307,7 +237,7 @@ def _search(goal, first, table_q, table_features, parts, fresh, kicks, restart, 
     target's best over calls and are updated in place. Returns (solved, iterations,
     candidates tried).
     """
-    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
+    fixed, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
     dof = best_q.shape[0]
     n_first = first.shape[0]
     table = parts if table_q.shape[0] > 0 else 0
@@ -377,46 +307,24 @@ _PARALLEL = numba.njit(cache=True, nogil=True, parallel=True)(_search_rows)
 PARALLEL_FROM = 32
 
 
-@_jit
+@jit
 def _verdicts(q, goals, model, position, rotation):  # pragma: no cover - compiled
     """Position and rotation errors of the final joint values ``q [N, dof]`` (already in the
     chain's dtype and limits, held in float64) against ``goals [N, 4, 4]``: the numbers
     :func:`ikrl.se3.pose_errors` gives in float64 (tested to agree to 1e-12)."""
-    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
+    fixed, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
     tip, jac, error = np.empty((4, 4)), np.empty((6, q.shape[1])), np.empty(6)
-    work = np.empty(48 + 6 * const.shape[0])
+    work = np.empty(9 * fixed.shape[0])
     for t in range(q.shape[0]):
-        _fk_jac(q[t], const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work)
+        fk_jac(q[t], fixed, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work)
         position[t], rotation[t] = _error(tip, goals[t], error)
 
 
 # ---------------------------------------------------------------------------------- the driver
 
 
-#: Per chain: its constants for the compiled code, and seed tables by (size, seed).
-_MODELS: weakref.WeakKeyDictionary[Any, tuple] = weakref.WeakKeyDictionary()
+#: Per chain: its seed tables by (size, parts, seed).
 _TABLES: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
-
-
-def _model(chain) -> tuple:
-    """The chain's float64 constants, in the order the compiled functions take them."""
-    model = _MODELS.get(chain)
-    if model is None:
-        exact = chain._exact  # noqa: SLF001 - the compiled path reads the Chain's own constants
-        n = exact["mimic_matrix"].shape[0]
-        model = (
-            exact["first_joint"].reshape(n, 4, 4).numpy().copy(),
-            exact["first_joint_k"].reshape(n, -1, 4, 4).numpy().copy(),
-            exact["to_tip"].numpy().copy(),
-            exact["mimic_matrix"].numpy().copy(),
-            exact["mimic_offset"].reshape(n).numpy().copy(),
-            exact["revolute"].numpy().copy(),
-            chain.lower.double().cpu().numpy().copy(),  # the chain's own (dtype-rounded, inward) limits
-            chain.upper.double().cpu().numpy().copy(),
-            exact["continuous"].numpy().copy(),
-        )
-        _MODELS[chain] = model
-    return model
 
 
 def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -460,7 +368,7 @@ def search(
     are given starts (None: none)."""
     from ikrl.kinematics.protocol import into_limits, random_joints
 
-    model = _model(chain)
+    model = constants(chain)
     n, dof = targets.shape[0], chain.dof
     if table_size:
         size = table_size - table_size % parts
@@ -477,8 +385,7 @@ def search(
     solved = np.zeros(n, dtype=np.bool_)
     iterations = np.zeros(n, dtype=np.int64)
     attempts = np.zeros(n, dtype=np.int64)
-    # As many threads as torch is told to use (ikrl's --threads options set torch's).
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), _MAX_THREADS)))
+    match_torch_threads()
     none = np.zeros((n, 0, dof))
     rows = _PARALLEL if n >= PARALLEL_FROM else _SERIAL
     rows(
@@ -510,11 +417,3 @@ def search(
     _verdicts(q.double().numpy(), goals, model, position, rotation)
     return q, torch.from_numpy(position), torch.from_numpy(rotation), torch.from_numpy(iterations), torch.from_numpy(attempts)
 
-
-def fk_jacobian(chain, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The compiled forward kinematics and Jacobian at ``q [dof]`` (float64): for tests."""
-    const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, *_ = _model(chain)
-    tip, jac = np.empty((4, 4)), np.empty((6, chain.dof))
-    work = np.empty(48 + 6 * const.shape[0])
-    _fk_jac(np.ascontiguousarray(q, dtype=np.float64), const, coeff, to_tip, mimic_matrix, mimic_offset, revolute, tip, jac, work)
-    return tip, jac
