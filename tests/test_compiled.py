@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import subprocess
+import sys
+
 import ikrl_robots
 import numba
 import pytest
@@ -89,3 +94,48 @@ def test_numba_follows_torchs_thread_count() -> None:
     finally:
         torch.set_num_threads(before)
         compiled.match_torch_threads()
+
+
+_TOY_ROWS = """
+import numba
+from ikrl.kinematics.compiled import serial_and_parallel
+
+
+def _rows(out):
+    for i in numba.prange(out.shape[0]):
+        out[i] = numba.get_thread_id()
+
+
+SERIAL, PARALLEL = serial_and_parallel(_rows)
+"""
+
+
+def _threads_used(build: str, tmp_path) -> int:
+    """Distinct numba threads a fresh process's ``build`` of the toy loop ran its rows on."""
+    script = f"import numpy as np, toy_rows; out = np.zeros(64); toy_rows.{build}(out); print(len(set(out.tolist())))"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache"), "NUMBA_NUM_THREADS": "2", "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, f"{build} exited with {done.returncode}: {done.stderr}"
+    return int(done.stdout)
+
+
+def test_serial_and_parallel_builds_keep_their_own_cache_entries(tmp_path) -> None:
+    # numba keys its disk cache by name, line and types, not by options: two builds of one
+    # function used to share an entry, the second loading the first (a "parallel" loop on
+    # one thread, here a crash). Each build runs in a fresh process: only the cache links
+    # them. (Not the other way round: in numba 0.68 a *serial* loop calling get_thread_id
+    # crashes when loaded from the cache, whatever this test checks.)
+    (tmp_path / "toy_rows.py").write_text(_TOY_ROWS)
+    assert _threads_used("SERIAL", tmp_path) == 1
+    assert _threads_used("PARALLEL", tmp_path) == 2
+    assert _threads_used("PARALLEL", tmp_path) == 2  # now from its own cache entry
+    indexes = sorted(path.name.split("-")[0] for path in (tmp_path / "cache").rglob("*.nbi"))
+    assert indexes == ["toy_rows._rows", "toy_rows._rows_parallel"]
+
+
+@pytest.mark.parametrize("module", ["ikrl.kinematics.compiled", "ikrl.kinematics.fused", "ikrl.solver.kernel"])
+def test_ikrls_parallel_loops_are_built_by_serial_and_parallel(module: str) -> None:
+    builds = importlib.import_module(module)
+    assert builds._SERIAL.targetoptions.get("parallel") is None
+    assert builds._PARALLEL.targetoptions["parallel"] is True
+    assert builds._PARALLEL.py_func.__qualname__ == builds._SERIAL.py_func.__qualname__ + "_parallel"

@@ -21,7 +21,9 @@ writes them into the output tensors in the chain's dtype.
 from __future__ import annotations
 
 import math
+import types
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -42,6 +44,7 @@ __all__ = [
     "match_torch_threads",
     "pose_and_columns",
     "row_dot",
+    "serial_and_parallel",
     "usable",
 ]
 
@@ -51,6 +54,29 @@ jit = numba.njit(cache=True, nogil=True)
 _MAX_THREADS = int(numba_config.NUMBA_NUM_THREADS)  # pyright: ignore[reportAttributeAccessIssue]
 #: From this many rows on, the parallel loops (waking their threads costs more than a few rows).
 PARALLEL_FROM = 256
+
+
+def serial_and_parallel(function: Callable) -> tuple[Any, Any]:
+    """``function`` (whose loop over rows is a ``numba.prange``) compiled twice: serial (the
+    ``prange`` a plain ``range``, for small batches) and parallel, each with its own cache.
+
+    numba's on-disk cache is keyed by the function's name and first line and the argument
+    types, not by the compile options: two compilations of one function would share a cache
+    entry, and whichever was compiled first would be loaded for both (parallel code with
+    one thread, or a thread pool woken for three rows). The parallel build therefore
+    compiles a copy of the function under its own name, ``<name>_parallel``.
+
+    Examples:
+        >>> serial, parallel = serial_and_parallel(_rows)  # this module's Jacobian loop
+        >>> serial.py_func.__qualname__, parallel.py_func.__qualname__, parallel.targetoptions["parallel"]
+        ('_rows', '_rows_parallel', True)
+    """
+    copy = types.FunctionType(
+        function.__code__, function.__globals__, function.__name__ + "_parallel", function.__defaults__, function.__closure__
+    )
+    copy.__qualname__ = function.__qualname__ + "_parallel"
+    copy.__doc__, copy.__module__ = function.__doc__, function.__module__
+    return numba.njit(cache=True, nogil=True)(function), numba.njit(cache=True, nogil=True, parallel=True)(copy)
 
 
 def match_torch_threads() -> None:
@@ -241,8 +267,7 @@ def _rows(x, c, s, fixed, to_tip, mimic_matrix, revolute, identity, tips, jacs, 
             columns_to_jacobian(columns, mimic_matrix, identity, jacs[b])
 
 
-_SERIAL = numba.njit(cache=True, nogil=True)(_rows)
-_PARALLEL = numba.njit(cache=True, nogil=True, parallel=True)(_rows)
+_SERIAL, _PARALLEL = serial_and_parallel(_rows)
 
 
 def jacobian(chain, q: Tensor) -> tuple[Tensor, Tensor]:

@@ -29,7 +29,13 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import BadParameterError
-from ikrl.kinematics.compiled import PARALLEL_FROM, column_dot, match_torch_threads, usable
+from ikrl.kinematics.compiled import (
+    PARALLEL_FROM,
+    column_dot,
+    match_torch_threads,
+    serial_and_parallel,
+    usable,
+)
 from ikrl.kinematics.se3 import _check_trailing
 
 __all__ = ["error_and_distances", "usable"]
@@ -96,8 +102,7 @@ def _rows(current, target, twist, position, rotation):  # pragma: no cover - com
         rotation[i] = angle
 
 
-_SERIAL = numba.njit(cache=True, nogil=True)(_rows)
-_PARALLEL = numba.njit(cache=True, nogil=True, parallel=True)(_rows)
+_SERIAL, _PARALLEL = serial_and_parallel(_rows)
 
 
 def error_and_distances(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -30,7 +30,7 @@ __all__ = ["PARALLEL_FROM", "search", "seed_table"]
 
 import numba
 
-from ikrl.kinematics.compiled import constants, fk_jac, jit, match_torch_threads, row_dot
+from ikrl.kinematics.compiled import constants, fk_jac, jit, match_torch_threads, row_dot, serial_and_parallel
 
 # The solver's constants (ikrl.solver.pool), repeated as plain floats for the compiled code.
 _LAMBDA_START, _LAMBDA_MIN, _LAMBDA_MAX, _SHRINK, _GROW = 1e-2, 1e-9, 1e6, 0.3, 5.0
@@ -301,8 +301,7 @@ def _search_rows(goals, first, table_q, table_features, parts, fresh, kicks, res
             tried[t] += count
 
 
-_SERIAL = numba.njit(cache=True, nogil=True)(_search_rows)
-_PARALLEL = numba.njit(cache=True, nogil=True, parallel=True)(_search_rows)
+_SERIAL, _PARALLEL = serial_and_parallel(_search_rows)
 #: From this many targets on, the parallel loop (waking its threads costs more than a target).
 PARALLEL_FROM = 32
 
