@@ -326,3 +326,20 @@ def test_a_small_seed_table_gives_the_same_first_step_on_both_paths(backend):
     compiled = solve(chain, targets, seeds=3, restarts=0, max_iters=1, backend="compiled")
     tensor = solve(chain, targets, seeds=3, restarts=0, max_iters=1, backend="tensor")
     assert torch.allclose(compiled.q, tensor.q, atol=1e-9)
+
+
+def test_many_targets_rank_the_seed_table_in_one_product_as_one_target_scans_it(backend, monkeypatch):
+    # From kernel.RANK_BY_MATMUL_FROM targets on, the compiled path ranks the table for all
+    # targets in one matrix product; each candidate (the nearest of each part, in order)
+    # must be the one a per-target scan, and the tensor path, would pick.
+    from ikrl.solver import kernel
+
+    chain = ikrl_robots.load("ur5e", dtype=torch.float64)
+    _, targets = reachable(chain, kernel.RANK_BY_MATMUL_FROM + 16, seed=7)
+    settings = {"seeds": 512, "restarts": 3, "max_iters": 1}
+    by_product = solve(chain, targets, **settings, backend="compiled")
+    monkeypatch.setattr(kernel, "RANK_BY_MATMUL_FROM", 10**9)
+    by_scan = solve(chain, targets, **settings, backend="compiled")
+    tensor = solve(chain, targets, **settings, backend="tensor")
+    assert torch.equal(by_product.q, by_scan.q) and torch.equal(by_product.attempts, by_scan.attempts)
+    assert torch.allclose(by_product.q, tensor.q, atol=1e-9)

@@ -26,15 +26,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["PARALLEL_FROM", "search", "seed_table"]
+__all__ = ["PARALLEL_FROM", "RANK_BY_MATMUL_FROM", "search", "seed_table"]
 
 import numba
 
 from ikrl.kinematics.compiled import constants, fk_jac, jit, match_torch_threads, row_dot, serial_and_parallel
+from ikrl.solver.table import ROTATION_LENGTH, nearest_in_parts, pose_features
 
 # The solver's constants (ikrl.solver.pool), repeated as plain floats for the compiled code.
 _LAMBDA_START, _LAMBDA_MIN, _LAMBDA_MAX, _SHRINK, _GROW = 1e-2, 1e-9, 1e6, 0.3, 5.0
-_PATIENCE, _PROGRESS, _KICK, _NEAR_LIMIT, _ROTATION_LENGTH = 3, 0.99, 0.3, 0.05, 0.2
+_PATIENCE, _PROGRESS, _KICK, _NEAR_LIMIT = 3, 0.99, 0.3, 0.05
 #: Restarts drawn at once for a target its first candidates did not solve.
 _RESTART_BLOCK = 16
 
@@ -203,33 +204,38 @@ def _refine(q, goal, max_iters, position_tolerance, rotation_tolerance, model): 
 @jit
 def _neighbours(goal, table_features, parts, out):  # pragma: no cover - compiled
     """Indices of the nearest seed-table entry of each of ``parts`` equal parts, nearest
-    first, into ``out [parts]`` (as ikrl.solver.pool._seed_table_neighbours)."""
+    first, into ``out [parts]`` (as ikrl.solver.pool._seed_table_neighbours), from the
+    table's features stored feature-major, ``[12, size]``: the inner loop runs along the
+    table, one feature at a time, which the compiler turns into vector instructions."""
     wanted = np.empty(12)
     for r in range(3):
         wanted[r] = goal[r, 3]
         for c in range(3):
-            wanted[3 + 3 * r + c] = _ROTATION_LENGTH * goal[r, c]
-    size = table_features.shape[0] // parts
+            wanted[3 + 3 * r + c] = ROTATION_LENGTH * goal[r, c]
+    size = table_features.shape[1] // parts
     best = np.empty(parts)
+    distance = np.empty(size)
     for part in range(parts):
-        best[part] = np.inf
-        for i in range(part * size, (part + 1) * size):
-            d = 0.0
-            for f in range(12):
-                diff = table_features[i, f] - wanted[f]
-                d += diff * diff
-            if d < best[part]:
-                best[part] = d
-                out[part] = i
+        start = part * size
+        distance[:] = 0.0
+        for f in range(12):  # summed feature by feature, in order, for every entry at once
+            feature, w = table_features[f, start : start + size], wanted[f]
+            for i in range(size):
+                diff = feature[i] - w
+                distance[i] += diff * diff
+        nearest = np.argmin(distance)  # the first of equal distances, as a strict < scan
+        best[part] = distance[nearest]
+        out[part] = start + nearest
     order = np.argsort(best)
     ranked = out[order].copy()
     out[:] = ranked
 
 
 @jit
-def _search(goal, first, table_q, table_features, parts, fresh, kicks, restart, best_q, best_score, max_iters, position_tolerance, rotation_tolerance, model):  # pragma: no cover - compiled
+def _search(goal, first, table_q, table_features, parts, table, fresh, kicks, restart, best_q, best_score, max_iters, position_tolerance, rotation_tolerance, model):  # pragma: no cover - compiled
     """One target's candidates in the tensor path's order until one solves it: ``first``
-    (given starts), the nearest entry of each of ``parts`` parts of the seed table, then
+    (given starts), the nearest entries of the first ``table`` of ``parts`` parts of the
+    seed table (nearest first), then
     restarts ``restart``, ``restart + 1``... whose kinds cycle turned, fresh, kicked, fresh
     (``fresh [R, dof]``: uniform joint values, ``kicks [R, dof]``: normal draws, one row each).
 
@@ -240,7 +246,7 @@ def _search(goal, first, table_q, table_features, parts, fresh, kicks, restart, 
     fixed, to_tip, mimic_matrix, mimic_offset, revolute, lower, upper, continuous = model
     dof = best_q.shape[0]
     n_first = first.shape[0]
-    table = parts if table_q.shape[0] > 0 else 0
+    table = table if table_q.shape[0] > 0 else 0
     index = np.zeros(max(parts, 1), dtype=np.int64)
     if table:
         _neighbours(goal, table_features, parts, index)
@@ -286,14 +292,14 @@ def _search(goal, first, table_q, table_features, parts, fresh, kicks, restart, 
     return False, iterations, total
 
 
-def _search_rows(goals, first, table_q, table_features, parts, fresh, kicks, restart, best_q, best_score, active, max_iters, position_tolerance, rotation_tolerance, model, solved, iterations, tried):  # pragma: no cover - compiled
+def _search_rows(goals, first, table_q, table_features, parts, table, fresh, kicks, restart, best_q, best_score, active, max_iters, position_tolerance, rotation_tolerance, model, solved, iterations, tried):  # pragma: no cover - compiled
     """:func:`_search` for every ``active`` target. Compiled twice (:data:`_SERIAL`,
     :data:`_PARALLEL`): ``prange`` is a plain ``range`` unless compiled parallel. Each
     target's search is independent, so the result does not depend on the number of threads."""
     for t in numba.prange(goals.shape[0]):
         if active[t]:
             ok, used, count = _search(
-                goals[t], first[t], table_q, table_features, parts, fresh[t], kicks[t], restart,
+                goals[t], first[t], table_q, table_features, parts, table, fresh[t], kicks[t], restart,
                 best_q[t], best_score[t : t + 1], max_iters, position_tolerance, rotation_tolerance, model,
             )
             solved[t] = ok
@@ -304,6 +310,8 @@ def _search_rows(goals, first, table_q, table_features, parts, fresh, kicks, res
 _SERIAL, _PARALLEL = serial_and_parallel(_search_rows)
 #: From this many targets on, the parallel loop (waking its threads costs more than a target).
 PARALLEL_FROM = 32
+#: From this many targets on, the seed table is ranked by one matrix product for all targets.
+RANK_BY_MATMUL_FROM = 64
 
 
 @jit
@@ -326,8 +334,9 @@ def _verdicts(q, goals, model, position, rotation):  # pragma: no cover - compil
 _TABLES: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
-def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(joint values [size, dof], pose features [size, 12])`` of the seed table the tensor
+def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, Tensor]:
+    """``(joint values [size, dof], pose features [12, size], the same features [size, 12] in
+    float32)`` of the seed table the tensor
     path draws from ``generator`` (seeded by ``seed``), cached per chain and (size, seed):
     drawing it again is what a small batch would otherwise spend most of its time on. The
     generator is left where drawing it would have left it."""
@@ -341,12 +350,16 @@ def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: i
         table_q = random_joints(chain, size, generator)
         with torch.no_grad():
             pose = chain.forward_kinematics(table_q).double()
-        features = torch.cat([pose[:, :3, 3], _ROTATION_LENGTH * pose[:, :3, :3].reshape(-1, 9)], -1)
-        entry = (table_q.double().cpu().numpy(), features.cpu().numpy(), start_state, generator.get_state())
+        features = pose_features(pose)
+        # Feature-major for _neighbours; float32 (as the tensor path ranks) for large batches.
+        entry = (
+            table_q.double().cpu().numpy(), np.ascontiguousarray(features.cpu().numpy().T), features.float().cpu(),
+            start_state, generator.get_state(),
+        )  # fmt: skip
         tables[key] = entry
     else:
-        generator.set_state(entry[3])
-    return entry[0], entry[1]
+        generator.set_state(entry[4])
+    return entry[0], entry[1], entry[2]
 
 
 def search(
@@ -371,14 +384,21 @@ def search(
     n, dof = targets.shape[0], chain.dof
     if table_size:
         size = table_size - table_size % parts
-        table_q, features = seed_table(chain, size, parts, generator, seed)
+        table_q, features, features32 = seed_table(chain, size, parts, generator, seed)
     else:
-        table_q, features = np.zeros((0, dof)), np.zeros((0, 12))
+        table_q, features, features32 = np.zeros((0, dof)), np.zeros((12, 0)), None
     goals = targets.detach().double().cpu().numpy()
     starts = first.detach().double().cpu().numpy() if first is not None else np.zeros((n, 0, dof))
     starts = np.ascontiguousarray(starts[:, :candidates])
     table = min(parts if table_size else 0, candidates - starts.shape[1])
     restarts = candidates - starts.shape[1] - table
+    if table and features32 is not None and n >= RANK_BY_MATMUL_FROM:
+        # Many targets: the table ranked for all of them at once, in one matrix product (as
+        # the tensor path ranks), is a fraction of one scan per target; the neighbours then
+        # join the given starts, in the same place in each target's queue.
+        index = nearest_in_parts(features32, pose_features(targets.detach()).float(), parts)[:, :table]
+        starts = np.ascontiguousarray(np.concatenate([starts, table_q[index.numpy()]], axis=1))
+        table = 0
     q_out = np.zeros((n, dof))
     best_score = np.full(n, np.inf)
     solved = np.zeros(n, dtype=np.bool_)
@@ -388,7 +408,7 @@ def search(
     none = np.zeros((n, 0, dof))
     rows = _PARALLEL if n >= PARALLEL_FROM else _SERIAL
     rows(
-        goals, starts, table_q if table else np.zeros((0, dof)), features if table else np.zeros((0, 12)), max(table, 1),
+        goals, starts, table_q if table else np.zeros((0, dof)), features if table else np.zeros((12, 0)), parts, table,
         none, none, 0, q_out, best_score, np.ones(n, dtype=np.bool_), max_iters, position_tolerance, rotation_tolerance,
         model, solved, iterations, attempts,
     )  # fmt: skip
@@ -403,7 +423,7 @@ def search(
         sub_iterations, sub_attempts = iterations[left], attempts[left]
         rows = _PARALLEL if len(left) >= PARALLEL_FROM else _SERIAL
         rows(
-            goals[left], np.zeros((len(left), 0, dof)), np.zeros((0, dof)), np.zeros((0, 12)), 1, fresh, kicks, done,
+            goals[left], np.zeros((len(left), 0, dof)), np.zeros((0, dof)), np.zeros((12, 0)), 1, 0, fresh, kicks, done,
             sub_q, sub_score, np.ones(len(left), dtype=np.bool_), max_iters, position_tolerance, rotation_tolerance,
             model, sub_solved, sub_iterations, sub_attempts,
         )  # fmt: skip

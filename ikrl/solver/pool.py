@@ -50,6 +50,7 @@ from ikrl.errors import BadParameterError, JointInputError, NotAPoseError, Shape
 from ikrl.kinematics.chain import Chain
 from ikrl.kinematics.protocol import KinematicChain, into_limits, random_joints
 from ikrl.kinematics.se3 import check_poses, pose_errors
+from ikrl.solver.table import NEIGHBOURS, nearest_in_parts, pose_features
 from ikrl.util.checks import check_int, check_number, check_seed
 
 __all__ = ["SolveResult", "solve"]
@@ -67,10 +68,6 @@ _PROGRESS = 0.99
 _KICK = 0.3
 #: Radians from a limit within which a joint that turns almost a full circle is turned over.
 _NEAR_LIMIT = 0.05
-#: Seed-table neighbours tried per target before random restarts take over.
-_NEIGHBOURS = 8
-#: Metres per unit of rotation-matrix difference when the seed table ranks poses.
-_ROTATION_LENGTH = 0.2
 #: Rows wanted in flight while few targets are left: each of them gets several candidates
 #: at once (on a CPU, an iteration over a few hundred rows costs little more than over one).
 _MIN_WIDTH = 1024
@@ -177,7 +174,7 @@ def solve(
                 generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # the search draws the table again
             first = _start_queue(chain, warm_start(first[:, 0]), n, "warm_start must return joint values of")
         q, position, rotation, iterations, attempts = kernel.search(
-            chain, targets, first, seeds, min(_NEIGHBOURS, seeds), generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
+            chain, targets, first, seeds, min(NEIGHBOURS, seeds), generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
         )
         # Reported in the chain's dtype, and judged on what is reported.
         position, rotation = position.to(chain.dtype), rotation.to(chain.dtype)
@@ -429,30 +426,16 @@ def _turned(chain: KinematicChain, q: Tensor) -> Tensor:
 
 
 def _seed_table_neighbours(chain: KinematicChain, targets: Tensor, size: int, generator: torch.Generator) -> Tensor:
-    """``[N, k, dof]``: for each target, seed-table joint values whose poses are near it
-    (position, plus rotation-matrix difference at :data:`_ROTATION_LENGTH`), nearest first.
-
-    The table is split into ``k`` parts and each part gives its nearest entry: ``k``
-    independent near starts (the ``k`` nearest of one table tend to share a basin), and
-    an ``argmin`` costs a fraction of a ``topk`` over the table.
-    """
-    k = min(_NEIGHBOURS, size)
+    """``[N, k, dof]``: for each target, the seed-table joint values whose poses are nearest
+    to it in each of ``k`` parts of the table, nearest first (see :mod:`ikrl.solver.table`)."""
+    k = min(NEIGHBOURS, size)
     size -= size % k
     table_q = random_joints(chain, size, generator)
     with torch.no_grad():
         # Ranking needs no float64: features in float32 halve the cost of the search.
-        table = _pose_features(chain.forward_kinematics(table_q)).float()
-        wanted = _pose_features(targets).float()
-        # |a - b|^2 - |a|^2 = |b|^2 - 2 a.b: the ranking for each target, in one addmm.
-        distance = torch.addmm((table * table).sum(-1), wanted, table.T.contiguous(), alpha=-2.0)
-        best, index = distance.view(len(targets), k, size // k).min(-1)
-        index = index + torch.arange(k, device=index.device) * (size // k)
-        index = index.gather(-1, best.argsort(-1))
+        table = pose_features(chain.forward_kinematics(table_q)).float()
+        index = nearest_in_parts(table, pose_features(targets).float(), k)
     return table_q[index]
-
-
-def _pose_features(pose: Tensor) -> Tensor:
-    return torch.cat([pose[:, :3, 3], _ROTATION_LENGTH * pose[:, :3, :3].reshape(-1, 9)], -1)
 
 
 def _held_step(chain: KinematicChain, q: Tensor, jac: Tensor, error: Tensor, damping: Tensor) -> Tensor:
