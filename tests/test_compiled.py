@@ -9,6 +9,7 @@ import sys
 
 import ikrl_robots
 import numba
+import numpy as np
 import pytest
 import torch
 
@@ -139,3 +140,29 @@ def test_ikrls_parallel_loops_are_built_by_serial_and_parallel(module: str) -> N
     assert builds._SERIAL.targetoptions.get("parallel") is None
     assert builds._PARALLEL.targetoptions["parallel"] is True
     assert builds._PARALLEL.py_func.__qualname__ == builds._SERIAL.py_func.__qualname__ + "_parallel"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pose_defects_are_numpys_in_float64(dtype) -> None:
+    from ikrl.kinematics import se3
+
+    poses = se3.se3_exp(torch.randn(6, 6, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+    poses[1, :3, :3] *= 1.5  # scaled
+    poses[2, 0, 1] += 0.3  # sheared
+    poses[3, 3, :] = torch.tensor([0.1, 0.0, 0.0, 0.9], dtype=torch.float64)  # bottom row
+    poses[4, :3, 0] *= -1  # a reflection
+    poses[5, 2, 3] = float("nan")
+    values = poses.to(dtype).numpy().astype(np.float64)
+    n = len(values)
+    finite, off, bottom, det = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n)
+    assert not compiled.pose_defects(poses.to(dtype).numpy(), 1e-4, finite, off, bottom, det)
+    assert compiled.pose_defects(poses[:1].to(dtype).numpy(), 1e-4, finite, off, bottom, det)
+    compiled.pose_defects(poses.to(dtype).numpy(), 1e-4, finite, off, bottom, det)
+    rotation = values[:, :3, :3]
+    assert finite.tolist() == [True] * 5 + [False]
+    sane = slice(0, 5)
+    expected_off = np.abs(rotation.transpose(0, 2, 1) @ rotation - np.eye(3)).reshape(n, 9).max(-1)
+    np.testing.assert_allclose(off[sane], expected_off[sane], atol=1e-12)
+    np.testing.assert_allclose(bottom[sane], np.abs(values[:, 3] - [0, 0, 0, 1]).max(-1)[sane], atol=1e-12)
+    np.testing.assert_allclose(det[sane], np.linalg.det(rotation)[sane], atol=1e-12)
+    assert off[1] > 1 and off[2] > 0.1 and bottom[3] == pytest.approx(0.1) and det[4] < 0 < det[0]

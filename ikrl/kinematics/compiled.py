@@ -15,7 +15,7 @@ writes them into the output tensors in the chain's dtype.
 * for other compiled code (the solver's kernel, :mod:`ikrl.kinematics.fused`): :data:`jit`,
   :func:`match_torch_threads`, :func:`constants`, :func:`fk_jac` (with its parts
   :func:`joint_values`, :func:`pose_and_columns` and :func:`columns_to_jacobian`),
-  :func:`row_dot` and :func:`column_dot`.
+  :func:`row_dot` and :func:`column_dot`; :func:`pose_defects` for the pose checks.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ __all__ = [
     "joint_values",
     "match_torch_threads",
     "pose_and_columns",
+    "pose_defects",
     "row_dot",
     "serial_and_parallel",
     "usable",
@@ -146,6 +147,35 @@ def row_dot(a, b, r, c):  # pragma: no cover - compiled
 def column_dot(a, b, r, c):  # pragma: no cover - compiled
     """Column ``r`` of ``a``'s rotation . column ``c`` of ``b``'s: ``(R_a^T R_b)[r, c]``, in float64."""
     return np.float64(a[0, r]) * b[0, c] + np.float64(a[1, r]) * b[1, c] + np.float64(a[2, r]) * b[2, c]
+
+
+@jit
+def pose_defects(poses, tolerance, finite, off, bottom, det):  # pragma: no cover - compiled
+    """Per pose of ``poses [N, 4, 4]`` (float32 or float64): whether every entry is finite
+    into ``finite [N]``, the largest entry of ``|R^T R - I|`` into ``off [N]``, the largest of
+    ``|bottom row - (0 0 0 1)|`` into ``bottom [N]`` and ``det R`` into ``det [N]``, in
+    float64 (what :func:`ikrl.kinematics.se3.check_poses` judges). Returns whether every pose
+    passes: finite, ``off`` and ``bottom`` within ``tolerance``, ``det`` not negative."""
+    passes = True
+    for p in range(poses.shape[0]):
+        v = poses[p]
+        ok = True
+        for r in range(4):
+            for c in range(4):
+                ok = ok and math.isfinite(v[r, c])
+        finite[p] = ok
+        worst = 0.0
+        for a in range(3):
+            for b in range(3):
+                worst = max(worst, abs(column_dot(v, v, a, b) - (1.0 if a == b else 0.0)))
+        off[p] = worst
+        bottom[p] = max(abs(np.float64(v[3, 0])), abs(np.float64(v[3, 1])), abs(np.float64(v[3, 2])), abs(np.float64(v[3, 3]) - 1.0))
+        v00, v01, v02 = np.float64(v[0, 0]), np.float64(v[0, 1]), np.float64(v[0, 2])
+        v10, v11, v12 = np.float64(v[1, 0]), np.float64(v[1, 1]), np.float64(v[1, 2])
+        v20, v21, v22 = np.float64(v[2, 0]), np.float64(v[2, 1]), np.float64(v[2, 2])
+        det[p] = v00 * (v11 * v22 - v12 * v21) - v01 * (v10 * v22 - v12 * v20) + v02 * (v10 * v21 - v11 * v20)
+        passes = passes and ok and off[p] <= tolerance and bottom[p] <= tolerance and det[p] >= 0.0
+    return passes
 
 
 @jit

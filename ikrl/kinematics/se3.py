@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import NotAPoseError, ShapeError
+from ikrl.kinematics import compiled
 
 __all__ = [
     "adjoint",
@@ -370,19 +371,18 @@ def wrap_angle(x: Tensor) -> Tensor:
 POSE_TOLERANCE = {torch.float16: 1e-2, torch.bfloat16: 1e-2, torch.float32: 1e-4, torch.float64: 1e-5}
 
 
-def _pose_defects(flat: Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _pose_defects(flat: Tensor, tolerance: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Per pose of ``flat [N, 4, 4]``, as numpy arrays: whether every entry is finite, the
     largest entry of ``|R^T R - I|``, the largest of ``|bottom row - (0 0 0 1)|`` and
-    ``det R``, computed in the poses' dtype. A few poses on the CPU are checked in numpy
-    (torch's per-call overhead would cost a batch-1 solve more than the solve), others by torch."""
-    if flat.device.type == "cpu" and flat.shape[0] <= 64 and flat.dtype in (torch.float32, torch.float64):
-        values = flat.detach().numpy()
-        rotation = values[:, :3, :3]
-        off = np.abs(rotation.transpose(0, 2, 1) @ rotation - np.eye(3, dtype=values.dtype)).reshape(-1, 9).max(-1)
-        bottom = np.abs(values[:, 3, :] - np.array([0, 0, 0, 1], dtype=values.dtype)).max(-1)
-        finite = np.isfinite(values).reshape(-1, 16).all(-1)
-        with np.errstate(invalid="ignore"):  # non-finite poses are reported first anyway
-            return np.asarray(finite), off, bottom, np.linalg.det(rotation)
+    ``det R``; None when the CPU's check finds every pose within ``tolerance``. Poses on the
+    CPU are checked by one compiled loop, in float64 (torch's per-call overhead would cost a
+    batch-1 solve more than the solve), others by torch in their dtype."""
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
+        n = flat.shape[0]
+        finite, off, bottom, det = np.empty(n, dtype=np.bool_), np.empty(n), np.empty(n), np.empty(n)
+        if compiled.pose_defects(np.ascontiguousarray(flat.detach().numpy()), tolerance, finite, off, bottom, det):
+            return None
+        return finite, off, bottom, det
     rotation = flat[:, :3, :3]
     eye = torch.eye(3, dtype=flat.dtype, device=flat.device)
     off = (rotation.transpose(-1, -2) @ rotation - eye).abs().flatten(1).amax(-1)
@@ -424,7 +424,10 @@ def check_poses(poses: Tensor, what: str = "targets[{}]") -> Tensor:
         label = what.format(", ".join(str(i) for i in where))
         return NotAPoseError(f"{label} is not a pose: {problem}")
 
-    finite, off, bottom, det = _pose_defects(flat)
+    defects = _pose_defects(flat, tolerance)
+    if defects is None:
+        return poses
+    finite, off, bottom, det = defects
     if not bool(finite.all()):
         raise fail(int(np.nonzero(~finite)[0][0]), "it has an entry that is not finite")
     if bool((off > tolerance).any()):

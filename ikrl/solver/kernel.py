@@ -374,10 +374,10 @@ def search(
     rotation_tolerance: float,
     max_iters: int,
     candidates: int,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Every target's search, compiled: ``(q [N, dof] in the chain's dtype, position and
-    rotation errors [N] in float64, iterations [N], attempts [N])``. ``first [N, K, dof]``
-    are given starts (None: none)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Every target's search, compiled: ``(q [N, dof], success [N], position and rotation
+    errors [N], iterations [N], attempts [N])``, joint values and errors in the chain's dtype.
+    ``first [N, K, dof]`` are given starts (None: none)."""
     from ikrl.kinematics.protocol import into_limits, random_joints
 
     model = constants(chain)
@@ -404,10 +404,8 @@ def search(
     solved = np.zeros(n, dtype=np.bool_)
     iterations = np.zeros(n, dtype=np.int64)
     attempts = np.zeros(n, dtype=np.int64)
-    match_torch_threads()
     none = np.zeros((n, 0, dof))
-    rows = _PARALLEL if n >= PARALLEL_FROM else _SERIAL
-    rows(
+    _rows(n)(
         goals, starts, table_q if table else np.zeros((0, dof)), features if table else np.zeros((12, 0)), parts, table,
         none, none, 0, q_out, best_score, np.ones(n, dtype=np.bool_), max_iters, position_tolerance, rotation_tolerance,
         model, solved, iterations, attempts,
@@ -421,8 +419,7 @@ def search(
         kicks = torch.randn(len(left), count, dof, generator=generator, device=generator.device, dtype=torch.float64).cpu().numpy()
         sub_q, sub_score, sub_solved = q_out[left], best_score[left], solved[left]
         sub_iterations, sub_attempts = iterations[left], attempts[left]
-        rows = _PARALLEL if len(left) >= PARALLEL_FROM else _SERIAL
-        rows(
+        _rows(len(left))(
             goals[left], np.zeros((len(left), 0, dof)), np.zeros((0, dof)), np.zeros((12, 0)), 1, 0, fresh, kicks, done,
             sub_q, sub_score, np.ones(len(left), dtype=np.bool_), max_iters, position_tolerance, rotation_tolerance,
             model, sub_solved, sub_iterations, sub_attempts,
@@ -430,9 +427,30 @@ def search(
         q_out[left], best_score[left], solved[left] = sub_q, sub_score, sub_solved
         iterations[left], attempts[left] = sub_iterations, sub_attempts
         done += count
-    # The answer in the chain's dtype and limits, judged as it will be used.
-    q = into_limits(chain, torch.from_numpy(q_out).to(device=chain.device, dtype=chain.dtype))
+    # The answer in the chain's dtype and limits, judged as it will be used. Every candidate
+    # stayed inside the limits, which are the chain dtype's (rounded inward): rounding to that
+    # dtype keeps a bounded joint inside them (the clip only guards), a continuous one may
+    # round up to pi and is wrapped.
+    dtype = np.float32 if chain.dtype == torch.float32 else np.float64
+    q = torch.from_numpy(np.clip(q_out.astype(dtype), model[5].astype(dtype), model[6].astype(dtype)))
+    if model[7].any():
+        q = into_limits(chain, q)
     position, rotation = np.empty(n), np.empty(n)
-    _verdicts(q.double().numpy(), goals, model, position, rotation)
-    return q, torch.from_numpy(position), torch.from_numpy(rotation), torch.from_numpy(iterations), torch.from_numpy(attempts)
+    _verdicts(q.numpy().astype(np.float64), goals, model, position, rotation)
+    # Reported in the chain's dtype, and judged on what is reported (as the tensor path's).
+    position, rotation = position.astype(dtype), rotation.astype(dtype)
+    success = (position < position_tolerance) & (rotation < rotation_tolerance)
+    return (
+        q, torch.from_numpy(success), torch.from_numpy(position), torch.from_numpy(rotation),
+        torch.from_numpy(iterations), torch.from_numpy(attempts),
+    )  # fmt: skip
+
+
+def _rows(count: int):
+    """The serial or the parallel search loop for ``count`` targets (the parallel one with
+    as many threads as torch uses)."""
+    if count < PARALLEL_FROM:
+        return _SERIAL
+    match_torch_threads()
+    return _PARALLEL
 

@@ -173,12 +173,9 @@ def solve(
                 first = _seed_table_neighbours(chain, targets, seeds, generator)[:, :1] if seeds else random_joints(chain, n, generator)[:, None]
                 generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # the search draws the table again
             first = _start_queue(chain, warm_start(first[:, 0]), n, "warm_start must return joint values of")
-        q, position, rotation, iterations, attempts = kernel.search(
+        q, success, position, rotation, iterations, attempts = kernel.search(
             chain, targets, first, seeds, min(NEIGHBOURS, seeds), generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
         )
-        # Reported in the chain's dtype, and judged on what is reported.
-        position, rotation = position.to(chain.dtype), rotation.to(chain.dtype)
-        success = (position < position_tolerance) & (rotation < rotation_tolerance)
         return SolveResult(q, success, position, rotation, iterations, attempts)
     neighbours = _seed_table_neighbours(chain, targets, seeds, generator) if seeds and n else None
     if warm_start is not None and n:
