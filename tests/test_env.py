@@ -104,6 +104,22 @@ def test_semantics_of_a_step():
     torch.testing.assert_close(out["observation"], features)
 
 
+def test_a_step_is_the_same_with_and_without_a_gradient_to_carry():
+    # Without a gradient the joints move and the error is computed by compiled passes; with
+    # one, by torch: the same float operations for the joints, the same formulas for the error.
+    env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=300, seed=2, max_delta=0.2)
+    td = env.reset()
+    td["action"] = 0.5 * torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+    plain = env.step(td.clone())["next"]
+    td["action"] = td["action"].clone().requires_grad_()
+    carried = env.step(td)["next"]
+    assert carried["q"].requires_grad and not plain["q"].requires_grad
+    assert torch.equal(plain["q"], carried["q"].detach())
+    for key in ("error", "observation", "reward"):
+        torch.testing.assert_close(plain[key], carried[key].detach(), atol=2e-6, rtol=0)
+    assert torch.equal(plain["done"], carried["done"])
+
+
 def test_joints_stop_at_limits():
     env = make_env("dobot_cr5", batch_size=4, seed=0, max_delta=1.0)
     td = env.reset()

@@ -61,3 +61,35 @@ def test_refuses_what_needs_a_gradient_or_mismatches() -> None:
         fused.error_and_distances(torch.eye(4), torch.eye(4).double())
     with pytest.raises(ShapeError, match=r"current must have shape \(\.\.\., 4, 4\)"):
         fused.error_and_distances(torch.eye(3), torch.eye(3))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_moved_joints_are_the_torch_clamps_bit_for_bit(dtype: torch.dtype) -> None:
+    import ikrl_robots
+
+    from ikrl.kinematics.protocol import into_limits
+
+    chain = ikrl_robots.load("panda", dtype=dtype)  # bounded joints only
+    g = torch.Generator().manual_seed(4)
+    n = 600  # the parallel loop
+    q = chain.lower + (chain.upper - chain.lower) * torch.rand(n, chain.dof, generator=g, dtype=dtype)
+    q[:50] = chain.upper  # at a limit, pushed past it
+    action = 0.3 * torch.randn(n, chain.dof, generator=g, dtype=dtype)
+    max_delta = torch.linspace(0.05, 0.2, chain.dof, dtype=dtype)
+    expected = into_limits(chain, q + torch.clamp(action, -max_delta, max_delta))
+    for rows in (slice(None), slice(0, 5)):  # parallel, serial
+        moved = fused.moved_joints(q[rows], action[rows], max_delta, chain.lower, chain.upper)
+        assert moved is not None and torch.equal(moved, expected[rows])
+    action[7, 2] = float("nan")
+    assert fused.moved_joints(q, action, max_delta, chain.lower, chain.upper) is None
+
+
+def test_moved_joints_refuse_what_they_cannot_do() -> None:
+    q, limit = torch.zeros(2, 3), torch.ones(3)
+    message = r"^moved_joints takes q and action \[N, dof\] and max_delta, lower, upper \[dof\] of one dtype"
+    with pytest.raises(BadParameterError, match=message):
+        fused.moved_joints(q, q.double(), limit, -limit, limit)
+    with pytest.raises(BadParameterError, match=message):
+        fused.moved_joints(q, q.clone().requires_grad_(), limit, -limit, limit)
+    with pytest.raises(BadParameterError, match=message):
+        fused.moved_joints(q, torch.zeros(2, 4), limit, -limit, limit)

@@ -122,6 +122,8 @@ class IKEnv(EnvBase):
         self.rotation_tolerance = rotation_tolerance
         self.resolved_spec = spec
         self.max_delta = _per_joint(max_delta, self.chain, dtype, device)
+        # No continuous joint: moving the joints is a clamp, done compiled without a gradient.
+        self._bounded = not bool(self.chain.continuous.any())
         #: Whether the reward carries a gradient to the joint values: gradient-based training
         #: (``apg``, ``goal``) needs one. The trial (:func:`ikrl.extend.trial.trial`) also checks
         #: every component's output once, here, rather than at the first reset or step.
@@ -249,12 +251,11 @@ class IKEnv(EnvBase):
         step_count = self._checked_step_count(step_count, n)
         q = q.to(device=self.device, dtype=self.dtype)
         target = target.to(device=self.device, dtype=self.dtype)
-        out = self._observe(q, target)
+        entries, _ = self._observe(q, target)
         self._last = (q.detach(), target.detach())
-        out["step_count"] = step_count
         false = torch.zeros(n, 1, dtype=torch.bool, device=self.device)
-        out.update({"done": false, "terminated": false.clone(), "truncated": false.clone()})
-        return out
+        entries.update(step_count=step_count, done=false, terminated=false.clone(), truncated=false.clone())
+        return self._packed(entries)
 
     def _check_within_limits(self, q: Tensor) -> None:
         """Refuse joint values outside :func:`~ikrl.kinematics.protocol.bounds` (a few units
@@ -299,55 +300,66 @@ class IKEnv(EnvBase):
             )
         return step_count.to(self.device)
 
-    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
-        action = tensordict["action"]
+    def _moved(self, q: Tensor, action: Tensor) -> Tensor:
+        """The joint values after ``action``, clamped to ``±max_delta`` per joint: bounded
+        joints stop at their limits, continuous joints wrap into [-pi, pi). A non-finite
+        action is refused (clamp would pass NaN through into the joints)."""
+        if self._bounded and action.dtype == q.dtype and fused.usable(q, action):
+            # Without a gradient to carry, one compiled pass (the same float operations).
+            moved = fused.moved_joints(q, action, self.max_delta, self.chain.lower, self.chain.upper)
+            if moved is not None:
+                return moved
         finite = torch.isfinite(action).all(-1)
-        if not bool(finite.all()):  # clamp would pass NaN through into the joints
+        if not bool(finite.all()):
             raise JointInputError(
                 f"env.step: the action of arm {int(torch.nonzero(~finite)[0, 0])} has a value that is not finite "
                 f"(NaN or inf); actions are joint deltas, at most max_delta per joint"
             )
-        delta = torch.clamp(action, -self.max_delta, self.max_delta)
-        # Bounded joints stop at their limits; continuous joints wrap into [-pi, pi).
-        q = into_limits(self.chain, tensordict["q"] + delta)
+        return into_limits(self.chain, q + torch.clamp(action, -self.max_delta, self.max_delta))
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        q = self._moved(tensordict["q"], tensordict["action"])
         before = PoseError(
             tensordict["error"],
             tensordict["position_error"].squeeze(-1),
             tensordict["rotation_error"].squeeze(-1),
         )
-        out = self._observe(q, tensordict["target"])
-        self._last = (q.detach(), out["target"].detach())
-        after = PoseError(out["error"], out["position_error"].squeeze(-1), out["rotation_error"].squeeze(-1))
+        target = tensordict["target"]
+        entries, after = self._observe(q, target)
+        self._last = (q.detach(), target.detach())
         success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
-        out["reward"] = self.reward_shape(before, after, success).reshape(
-            -1, 1
-        )  # [N] in dtype: checked by the trial
         step_count = tensordict["step_count"] + 1
-        out["step_count"] = step_count
         terminated = success.reshape(-1, 1)
         truncated = step_count >= self.max_steps
-        out.update({"terminated": terminated, "truncated": truncated, "done": terminated | truncated})
-        return out
+        entries.update(
+            reward=self.reward_shape(before, after, success).reshape(-1, 1),  # [N] in dtype: checked by the trial
+            step_count=step_count, terminated=terminated, truncated=truncated, done=terminated | truncated,
+        )  # fmt: skip
+        return self._packed(entries)
 
-    def _observe(self, q: Tensor, target: Tensor) -> TensorDict:
+    def _observe(self, q: Tensor, target: Tensor) -> tuple[dict[str, Tensor], PoseError]:
+        """The entries that follow from the joint values ``q`` and the ``target`` (the pose
+        error, the observation), and the error itself."""
         tip = self.chain.forward_kinematics(q)
         # Without a gradient to carry, the error in one compiled pass (same formulas, ~5x faster).
         pose_error = fused.error_and_distances if fused.usable(tip, target) else error_and_distances
         twist, position, rotation = pose_error(tip, target)
-        state = State(self.chain, q, target, tip, PoseError(twist, position, rotation))
+        error = PoseError(twist, position, rotation)
+        state = State(self.chain, q, target, tip, error)
         features = [transform(state) for _, transform in self.transforms]
-        return TensorDict(
-            {
-                "q": q,
-                "target": target,
-                "error": twist,
-                "position_error": position.unsqueeze(-1),
-                "rotation_error": rotation.unsqueeze(-1),
-                "observation": torch.cat(features, -1),
-            },
-            batch_size=self.batch_size,
-            device=self.device,
-        )
+        entries = {
+            "q": q,
+            "target": target,
+            "error": twist,
+            "position_error": position.unsqueeze(-1),
+            "rotation_error": rotation.unsqueeze(-1),
+            "observation": torch.cat(features, -1),
+        }
+        return entries, error
+
+    def _packed(self, entries: dict[str, Tensor]) -> TensorDict:
+        """One tensordict of the batch's entries, built at once (cheaper than set by set)."""
+        return TensorDict(entries, batch_size=self.batch_size, device=self.device)
 
     # ------------------------------------------------------------------ pictures
 

@@ -1,5 +1,6 @@
-"""The pose error of :func:`ikrl.se3.error_and_distances` in one compiled pass, for code
-that needs no gradient through it.
+"""An environment step's pieces in compiled passes, for code that needs no gradient through
+them: the pose error of :func:`ikrl.se3.error_and_distances` (:func:`error_and_distances`)
+and the joint values after an action (:func:`moved_joints`).
 
 :func:`~ikrl.se3.error_and_distances` is a few dozen torch operations, each a pass over
 the batch with its own temporaries (the quaternion alone builds four candidate rows per
@@ -38,7 +39,7 @@ from ikrl.kinematics.compiled import (
 )
 from ikrl.kinematics.se3 import _check_trailing
 
-__all__ = ["error_and_distances", "usable"]
+__all__ = ["error_and_distances", "moved_joints", "usable"]
 
 # (1 - (t/2) cot(t/2)) / t^2 in powers of t^2, as in ikrl.kinematics.se3.
 _D0, _D1, _D2, _D3, _D4 = 1 / 12, 1 / 720, 1 / 30240, 1 / 1209600, 1 / 47900160
@@ -89,9 +90,8 @@ def _rows(current, target, twist, position, rotation):  # pragma: no cover - com
         theta_sq = wx * wx + wy * wy + wz * wz
         if theta_sq < 1e-2:
             d = _D0 + theta_sq * (_D1 + theta_sq * (_D2 + theta_sq * (_D3 + theta_sq * _D4)))
-        else:
-            half = 0.5 * math.sqrt(theta_sq)
-            d = (1.0 - half * math.cos(half) / math.sin(half)) / theta_sq
+        else:  # cot(theta / 2) = w / |(x, y, z)| of the unit quaternion (w >= 0): no cos, no sin
+            d = (1.0 - 0.5 * math.sqrt(theta_sq) * qw / n) / theta_sq
         ax, ay, az = wy * pz - wz * py, wz * px - wx * pz, wx * py - wy * px  # w x p
         bx, by, bz = wy * az - wz * ay, wz * ax - wx * az, wx * ay - wy * ax  # w x (w x p)
         twist[i, 0] = px - 0.5 * ax + d * bx
@@ -146,3 +146,52 @@ def error_and_distances(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor
             flat_current.numpy(), flat_target.numpy(), twist.numpy(), position.numpy(), rotation.numpy()
         )
     return twist.reshape(*lead, 6), position.reshape(lead), rotation.reshape(lead)
+
+
+def _move_rows(q, action, max_delta, lower, upper, moved):  # pragma: no cover - compiled
+    """``moved = clamp(q + clamp(action, -max_delta, max_delta), lower, upper)`` row by row,
+    in the arrays' dtype; returns how many rows have an action that is not finite."""
+    bad = 0
+    for i in numba.prange(q.shape[0]):
+        finite = True
+        for j in range(q.shape[1]):
+            a = action[i, j]
+            finite = finite and math.isfinite(a)
+            x = q[i, j] + min(max(a, -max_delta[j]), max_delta[j])
+            moved[i, j] = min(max(x, lower[j]), upper[j])
+        if not finite:
+            bad += 1
+    return bad
+
+
+_MOVE_SERIAL, _MOVE_PARALLEL = serial_and_parallel(_move_rows)
+
+
+def moved_joints(q: Tensor, action: Tensor, max_delta: Tensor, lower: Tensor, upper: Tensor) -> Tensor | None:
+    """``clamp(q + clamp(action, -max_delta, max_delta), lower, upper)`` in one compiled pass,
+    or None when some action is not finite (the caller names it).
+
+    ``q`` and ``action`` are ``[N, dof]``, ``max_delta``, ``lower`` and ``upper`` ``[dof]``,
+    all of one dtype (float32 or float64) on the CPU, none needing a gradient (see
+    :func:`usable`): the bounded joints of :func:`ikrl.kinematics.protocol.into_limits`
+    (continuous joints wrap instead, and are not handled here). The same float operations
+    as the torch ones, so the same numbers.
+
+    Examples:
+        >>> moved_joints(torch.tensor([[0.0, 0.95]]), torch.tensor([[0.5, 0.2]]), torch.tensor([0.1, 0.1]),
+        ...              torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 1.0]))
+        tensor([[0.1000, 1.0000]])
+    """
+    tensors = (q, action, max_delta, lower, upper)
+    if not usable(*tensors) or len({t.dtype for t in tensors}) != 1 or q.dim() != 2 or q.shape != action.shape:
+        raise BadParameterError(
+            "moved_joints takes q and action [N, dof] and max_delta, lower, upper [dof] of one dtype "
+            "(float32 or float64), CPU tensors that need no gradient; use ikrl.kinematics.protocol.into_limits for others"
+        )
+    moved = torch.empty_like(q, memory_format=torch.contiguous_format)
+    arrays = [t.detach().contiguous().numpy() for t in tensors]
+    parallel = q.shape[0] >= PARALLEL_FROM
+    if parallel:
+        match_torch_threads()
+    bad = (_MOVE_PARALLEL if parallel else _MOVE_SERIAL)(*arrays, moved.numpy())
+    return None if bad else moved
