@@ -343,3 +343,23 @@ def test_many_targets_rank_the_seed_table_in_one_product_as_one_target_scans_it(
     tensor = solve(chain, targets, **settings, backend="tensor")
     assert torch.equal(by_product.q, by_scan.q) and torch.equal(by_product.attempts, by_scan.attempts)
     assert torch.allclose(by_product.q, tensor.q, atol=1e-9)
+
+
+def test_a_warm_start_gets_the_nearest_seed_table_entry_on_both_paths(backend):
+    chain = ikrl_robots.load("panda", dtype=torch.float64)
+    _, targets = reachable(chain, 5, seed=8)
+    given = {}
+
+    def record(name):
+        def warm_start(q):
+            given[name] = q.clone()
+            return q
+        return warm_start
+
+    for name in ("compiled", "tensor"):
+        solve(chain, targets, warm_start=record(name), seed=2, backend=name)
+    assert given["compiled"].shape == (5, chain.dof) and torch.equal(given["compiled"], given["tensor"])
+    # ... which is where a search with no warm start starts: its first candidate.
+    plain = solve(chain, targets, seed=2, restarts=0, max_iters=1, backend="compiled")
+    warmed = solve(chain, targets, warm_start=lambda q: q, seed=2, restarts=0, max_iters=1, backend="compiled")
+    assert torch.equal(plain.q, warmed.q)

@@ -169,9 +169,15 @@ def solve(
         from ikrl.solver import kernel  # numba loads on first use, not with ikrl
 
         if warm_start is not None:
-            if first is None:
-                first = _seed_table_neighbours(chain, targets, seeds, generator)[:, :1] if seeds else random_joints(chain, n, generator)[:, None]
-                generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # the search draws the table again
+            if first is None and seeds:
+                # The nearest entry of the table the search will use (cached per chain and seed).
+                parts = min(NEIGHBOURS, seeds)
+                table_q, _, features = kernel.seed_table(chain, seeds - seeds % parts, parts, generator, seed)
+                index = nearest_in_parts(features, pose_features(targets).float(), parts)[:, :1]
+                first = torch.from_numpy(table_q[index.numpy()]).to(chain.dtype)
+            elif first is None:
+                first = random_joints(chain, n, generator)[:, None]
+                generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # as if nothing was drawn
             first = _start_queue(chain, warm_start(first[:, 0]), n, "warm_start must return joint values of")
         q, success, position, rotation, iterations, attempts = kernel.search(
             chain, targets, first, seeds, min(NEIGHBOURS, seeds), generator, seed, position_tolerance, rotation_tolerance, max_iters, 1 + restarts
