@@ -304,7 +304,7 @@ class IKEnv(EnvBase):
         """The joint values after ``action``, clamped to ``±max_delta`` per joint: bounded
         joints stop at their limits, continuous joints wrap into [-pi, pi). A non-finite
         action is refused (clamp would pass NaN through into the joints)."""
-        if self._bounded and action.dtype == q.dtype and fused.usable(q, action):
+        if self._bounded and action.dtype == q.dtype == self.dtype and fused.usable(q, action):
             # Without a gradient to carry, one compiled pass (the same float operations).
             moved = fused.moved_joints(q, action, self.max_delta, self.chain.lower, self.chain.upper)
             if moved is not None:

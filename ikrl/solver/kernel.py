@@ -431,9 +431,10 @@ def search(
     # stayed inside the limits, which are the chain dtype's (rounded inward): rounding to that
     # dtype keeps a bounded joint inside them (the clip only guards), a continuous one may
     # round up to pi and is wrapped.
+    lower, upper, continuous = model[5:]
     dtype = np.float32 if chain.dtype == torch.float32 else np.float64
-    q = torch.from_numpy(np.clip(q_out.astype(dtype), model[5].astype(dtype), model[6].astype(dtype)))
-    if model[7].any():
+    q = torch.from_numpy(np.clip(q_out.astype(dtype), lower.astype(dtype), upper.astype(dtype)))
+    if continuous.any():
         q = into_limits(chain, q)
     position, rotation = np.empty(n), np.empty(n)
     _verdicts(q.numpy().astype(np.float64), goals, model, position, rotation)
