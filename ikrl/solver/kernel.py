@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["PARALLEL_FROM", "RANK_BY_MATMUL_FROM", "search", "seed_table"]
+__all__ = ["PARALLEL_FROM", "RANK_BY_MATMUL_FROM", "search", "seed_table", "table_neighbours"]
 
 import numba
 
@@ -334,14 +334,15 @@ def _verdicts(q, goals, model, position, rotation):  # pragma: no cover - compil
 _TABLES: weakref.WeakKeyDictionary[Any, dict] = weakref.WeakKeyDictionary()
 
 
-def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, Tensor]:
+def seed_table(chain, table_size: int, parts: int, generator: torch.Generator, seed: int) -> tuple[np.ndarray, np.ndarray, Tensor]:
     """``(joint values [size, dof], pose features [12, size], the same features [size, 12] in
-    float32)`` of the seed table the tensor
-    path draws from ``generator`` (seeded by ``seed``), cached per chain and (size, seed):
+    float32)`` of the seed table the tensor path draws (``table_size`` rounded down to a
+    multiple of ``parts``, its parts) from ``generator`` (seeded by ``seed``), cached per chain and (size, seed):
     drawing it again is what a small batch would otherwise spend most of its time on. The
     generator is left where drawing it would have left it."""
     from ikrl.kinematics.protocol import random_joints
 
+    size = table_size - table_size % parts
     tables = _TABLES.setdefault(chain, {})
     key = (size, parts, seed)
     entry = tables.get(key)
@@ -360,6 +361,15 @@ def seed_table(chain, size: int, parts: int, generator: torch.Generator, seed: i
     else:
         generator.set_state(entry[4])
     return entry[0], entry[1], entry[2]
+
+
+def table_neighbours(chain, targets: Tensor, table_size: int, parts: int, generator: torch.Generator, seed: int, count: int) -> np.ndarray:
+    """``[N, count, dof]`` (float64): for each of ``targets [N, 4, 4]``, the joint values of
+    the nearest entries of the first ``count`` of the :func:`seed_table`'s ``parts`` parts,
+    nearest first, ranked as the tensor path ranks them (float32, one matrix product)."""
+    table_q, _, features = seed_table(chain, table_size, parts, generator, seed)
+    index = nearest_in_parts(features, pose_features(targets.detach()).float(), parts)[:, :count]
+    return table_q[index.numpy()]
 
 
 def search(
@@ -383,21 +393,20 @@ def search(
     model = constants(chain)
     n, dof = targets.shape[0], chain.dof
     if table_size:
-        size = table_size - table_size % parts
-        table_q, features, features32 = seed_table(chain, size, parts, generator, seed)
+        table_q, features, _ = seed_table(chain, table_size, parts, generator, seed)
     else:
-        table_q, features, features32 = np.zeros((0, dof)), np.zeros((12, 0)), None
+        table_q, features = np.zeros((0, dof)), np.zeros((12, 0))
     goals = targets.detach().double().cpu().numpy()
     starts = first.detach().double().cpu().numpy() if first is not None else np.zeros((n, 0, dof))
     starts = np.ascontiguousarray(starts[:, :candidates])
     table = min(parts if table_size else 0, candidates - starts.shape[1])
     restarts = candidates - starts.shape[1] - table
-    if table and features32 is not None and n >= RANK_BY_MATMUL_FROM:
-        # Many targets: the table ranked for all of them at once, in one matrix product (as
-        # the tensor path ranks), is a fraction of one scan per target; the neighbours then
-        # join the given starts, in the same place in each target's queue.
-        index = nearest_in_parts(features32, pose_features(targets.detach()).float(), parts)[:, :table]
-        starts = np.ascontiguousarray(np.concatenate([starts, table_q[index.numpy()]], axis=1))
+    if table and n >= RANK_BY_MATMUL_FROM:
+        # Many targets: the table ranked for all of them at once, in one matrix product, is a
+        # fraction of one scan per target; the neighbours then join the given starts, in the
+        # same place in each target's queue.
+        neighbours = table_neighbours(chain, targets, table_size, parts, generator, seed, table)
+        starts = np.ascontiguousarray(np.concatenate([starts, neighbours], axis=1))
         table = 0
     q_out = np.zeros((n, dof))
     best_score = np.full(n, np.inf)

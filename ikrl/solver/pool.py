@@ -171,10 +171,8 @@ def solve(
         if warm_start is not None:
             if first is None and seeds:
                 # The nearest entry of the table the search will use (cached per chain and seed).
-                parts = min(NEIGHBOURS, seeds)
-                table_q, _, features = kernel.seed_table(chain, seeds - seeds % parts, parts, generator, seed)
-                index = nearest_in_parts(features, pose_features(targets).float(), parts)[:, :1]
-                first = torch.from_numpy(table_q[index.numpy()]).to(chain.dtype)
+                nearest = kernel.table_neighbours(chain, targets, seeds, min(NEIGHBOURS, seeds), generator, seed, 1)
+                first = torch.from_numpy(nearest).to(chain.dtype)
             elif first is None:
                 first = random_joints(chain, n, generator)[:, None]
                 generator.manual_seed((seed * 1_000_003 + _SEED_SALT) % 2**63)  # as if nothing was drawn
