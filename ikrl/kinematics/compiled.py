@@ -13,8 +13,9 @@ writes them into the output tensors in the chain's dtype.
 * :func:`jacobian`: ``(pose [B, 4, 4], Jacobian [B, 6, dof])`` like
   :meth:`Chain.forward_kinematics_and_jacobian`, base frame, linear rows first;
 * for other compiled code (the solver's kernel, :mod:`ikrl.kinematics.fused`): :data:`jit`,
-  :func:`match_torch_threads`, :func:`constants`, :func:`fk_jac` (with its parts
-  :func:`joint_values`, :func:`pose_and_columns` and :func:`columns_to_jacobian`),
+  :func:`serial_and_parallel`, :func:`for_rows`, :func:`match_torch_threads`,
+  :func:`constants`, :func:`fk_jac` (with its parts :func:`joint_values`,
+  :func:`pose_and_columns` and :func:`columns_to_jacobian`),
   :func:`row_dot` and :func:`column_dot`; :func:`pose_defects` for the pose checks.
 """
 
@@ -38,6 +39,7 @@ __all__ = [
     "columns_to_jacobian",
     "constants",
     "fk_jac",
+    "for_rows",
     "jacobian",
     "jit",
     "joint_values",
@@ -78,6 +80,16 @@ def serial_and_parallel(function: Callable) -> tuple[Any, Any]:
     copy.__qualname__ = function.__qualname__ + "_parallel"
     copy.__doc__, copy.__module__ = function.__doc__, function.__module__
     return numba.njit(cache=True, nogil=True)(function), numba.njit(cache=True, nogil=True, parallel=True)(copy)
+
+
+def for_rows(count: int, serial: Any, parallel: Any, parallel_from: int = PARALLEL_FROM) -> Any:
+    """The build of :func:`serial_and_parallel` to run over ``count`` rows: ``serial`` below
+    ``parallel_from`` rows (waking the threads would cost more), else ``parallel`` with as many
+    threads as torch uses (:func:`match_torch_threads`)."""
+    if count < parallel_from:
+        return serial
+    match_torch_threads()
+    return parallel
 
 
 def match_torch_threads() -> None:
@@ -327,11 +339,8 @@ def jacobian(chain, q: Tensor) -> tuple[Tensor, Tensor]:
     pose = torch.empty(batch, 4, 4, dtype=chain.dtype)
     jac = torch.empty(batch, 6, chain.dof, dtype=chain.dtype)
     if batch:
-        if batch >= PARALLEL_FROM:
-            match_torch_threads()
-            kernel, chunks = _PARALLEL, 8 * numba.get_num_threads()
-        else:
-            kernel, chunks = _SERIAL, 1
+        kernel = for_rows(batch, _SERIAL, _PARALLEL)
+        chunks = 8 * numba.get_num_threads() if kernel is _PARALLEL else 1
         cos, sin = torch.cos(x).numpy(), torch.sin(x).numpy()
         kernel(x.numpy(), cos, sin, fixed, to_tip, mimic_matrix, revolute, identity, pose.numpy(), jac.numpy(), chunks)
     return pose, jac

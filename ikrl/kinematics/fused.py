@@ -30,13 +30,7 @@ import torch
 from torch import Tensor
 
 from ikrl.errors import BadParameterError
-from ikrl.kinematics.compiled import (
-    PARALLEL_FROM,
-    column_dot,
-    match_torch_threads,
-    serial_and_parallel,
-    usable,
-)
+from ikrl.kinematics.compiled import column_dot, for_rows, serial_and_parallel, usable
 from ikrl.kinematics.se3 import _check_trailing
 
 __all__ = ["error_and_distances", "moved_joints", "usable"]
@@ -140,11 +134,7 @@ def error_and_distances(current: Tensor, target: Tensor) -> tuple[Tensor, Tensor
     position = torch.empty(n, dtype=current.dtype)
     rotation = torch.empty(n, dtype=current.dtype)
     if n:
-        if n >= PARALLEL_FROM:
-            match_torch_threads()
-        (_PARALLEL if n >= PARALLEL_FROM else _SERIAL)(
-            flat_current.numpy(), flat_target.numpy(), twist.numpy(), position.numpy(), rotation.numpy()
-        )
+        for_rows(n, _SERIAL, _PARALLEL)(flat_current.numpy(), flat_target.numpy(), twist.numpy(), position.numpy(), rotation.numpy())
     return twist.reshape(*lead, 6), position.reshape(lead), rotation.reshape(lead)
 
 
@@ -190,8 +180,5 @@ def moved_joints(q: Tensor, action: Tensor, max_delta: Tensor, lower: Tensor, up
         )
     moved = torch.empty_like(q, memory_format=torch.contiguous_format)
     arrays = [t.detach().contiguous().numpy() for t in tensors]
-    parallel = q.shape[0] >= PARALLEL_FROM
-    if parallel:
-        match_torch_threads()
-    bad = (_MOVE_PARALLEL if parallel else _MOVE_SERIAL)(*arrays, moved.numpy())
+    bad = for_rows(q.shape[0], _MOVE_SERIAL, _MOVE_PARALLEL)(*arrays, moved.numpy())
     return None if bad else moved

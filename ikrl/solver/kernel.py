@@ -30,7 +30,7 @@ __all__ = ["PARALLEL_FROM", "RANK_BY_MATMUL_FROM", "search", "seed_table", "tabl
 
 import numba
 
-from ikrl.kinematics.compiled import constants, fk_jac, jit, match_torch_threads, row_dot, serial_and_parallel
+from ikrl.kinematics.compiled import constants, fk_jac, for_rows, jit, row_dot, serial_and_parallel
 from ikrl.solver.table import ROTATION_LENGTH, nearest_in_parts, pose_features
 
 # The solver's constants (ikrl.solver.pool), repeated as plain floats for the compiled code.
@@ -457,10 +457,6 @@ def search(
 
 
 def _rows(count: int):
-    """The serial or the parallel search loop for ``count`` targets (the parallel one with
-    as many threads as torch uses)."""
-    if count < PARALLEL_FROM:
-        return _SERIAL
-    match_torch_threads()
-    return _PARALLEL
+    """The serial or the parallel search loop for ``count`` targets."""
+    return for_rows(count, _SERIAL, _PARALLEL, PARALLEL_FROM)
 
