@@ -53,12 +53,18 @@ class WeightedPose:
                 f"(translation x, y, z then rotation x, y, z); got {w!r}"
             )
         self.w = tuple(float(x) for x in w)
+        #: ``-w`` as a tensor, per (dtype, device): made once rather than at every step.
+        self._minus_w: dict[tuple[torch.dtype, torch.device], Tensor] = {}
 
     def __call__(self, before: PoseError, after: PoseError, success: Tensor) -> Tensor:
         twist = after.twist
-        w = torch.tensor(self.w, dtype=twist.dtype, device=twist.device)
-        # |x| has gradient sign(x), 0 at 0: finite everywhere.
-        return -(twist.abs() * w).sum(-1)
+        key = (twist.dtype, twist.device)
+        minus_w = self._minus_w.get(key)
+        if minus_w is None:
+            minus_w = self._minus_w[key] = -torch.tensor(self.w, dtype=twist.dtype, device=twist.device)
+        # |x| has gradient sign(x), 0 at 0: finite everywhere. A product with the weights
+        # rather than a multiply and a sum over the last axis: one pass, not three.
+        return twist.abs() @ minus_w
 
     def __repr__(self) -> str:
         return f"{self.name}(w={self.w})"

@@ -2,7 +2,8 @@
 features (error, target).
 
 Each transform turns a :class:`ikrl.components.State` into a block of features
-``[N, size(chain)]`` in the state's dtype and device, differentiably, and says in
+``[N, size(chain)]`` (or its parts, a tuple for the environment to concatenate) in the
+state's dtype and device, differentiably, and says in
 ``shows`` whether the block reveals the joint values or the target.
 """
 
@@ -22,7 +23,8 @@ __all__ = ["Error", "Normalize", "Raw", "SinCos", "Target", "ikrl_transforms"]
 
 
 class SinCos:
-    """``[sin q, cos q]`` (``2 dof``): joint angles without the jump at +-pi."""
+    """``[sin q, cos q]`` (``2 dof``): joint angles without the jump at +-pi (two blocks,
+    concatenated by the environment)."""
 
     name = "sincos"
     shows = frozenset({JOINTS})
@@ -30,8 +32,8 @@ class SinCos:
     def size(self, chain: Chain) -> int:
         return 2 * chain.dof
 
-    def __call__(self, state: State) -> Tensor:
-        return torch.cat([torch.sin(state.q), torch.cos(state.q)], -1)
+    def __call__(self, state: State) -> tuple[Tensor, Tensor]:
+        return torch.sin(state.q), torch.cos(state.q)
 
     def __repr__(self) -> str:
         return f"{self.name}()"
@@ -103,9 +105,9 @@ class Target:
     def size(self, chain: Chain) -> int:
         return 9
 
-    def __call__(self, state: State) -> Tensor:
-        target = state.target
-        return torch.cat([target[:, :3, 3], target[:, :3, 0], target[:, :3, 1]], -1)
+    def __call__(self, state: State) -> tuple[Tensor, Tensor, Tensor]:
+        target = state.target  # three column views, concatenated by the environment
+        return target[:, :3, 3], target[:, :3, 0], target[:, :3, 1]
 
     def __repr__(self) -> str:
         return f"{self.name}()"

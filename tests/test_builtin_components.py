@@ -23,6 +23,7 @@ from ikrl.extend.components import (
     RewardShape,
     Sampler,
     State,
+    concatenated,
 )
 
 F64 = torch.float64
@@ -503,7 +504,8 @@ def tiny_state(tiny) -> State:
 def test_joint_transforms_by_hand(tiny_state):
     q = tiny_state.q
     sincos = [[math.sin(v) for v in row] + [math.cos(v) for v in row] for row in q.tolist()]
-    torch.testing.assert_close(transforms.SinCos()(tiny_state), torch.tensor(sincos, dtype=F64))
+    sin, cos = transforms.SinCos()(tiny_state)  # two blocks, for the environment's one concatenation
+    torch.testing.assert_close(concatenated((sin, cos)), torch.tensor(sincos, dtype=F64))
     assert torch.equal(transforms.Raw()(tiny_state), q)
     # spin: q / pi; elbow [-1, 2]: 2 (q + 1) / 3 - 1; slide [0, 0.5]: 4 q - 1
     expected = [[0.0, 0.0, 0.0], [3.0 / math.pi, 1.0, 1.0], [-3.1 / math.pi, -1.0, -1.0]]
@@ -526,7 +528,9 @@ def test_target_transform_is_position_then_two_rotation_columns(tiny_state):
         [-0.5, 0.0, 1.0, c2, s2, 0, -s2, c2, 0],
         [0, 0, 0, 1, 0, 0, 0, 1, 0],
     ]
-    torch.testing.assert_close(transforms.Target()(tiny_state), torch.tensor(expected, dtype=F64))
+    blocks = transforms.Target()(tiny_state)
+    assert [tuple(b.shape) for b in blocks] == [(3, 3)] * 3
+    torch.testing.assert_close(concatenated(blocks), torch.tensor(expected, dtype=F64))
 
 
 def test_error_transform_is_the_twist_to_the_target_in_the_tip_frame(tiny):
@@ -549,7 +553,7 @@ def test_transform_sizes_shows_and_dtypes(arms, tiny):
                 x = factory()
                 assert x.shows == frozenset({expected_shows[name]})
                 assert x.size(c) == sizes[name](c.dof)
-                out = x(state)
+                out = concatenated(x(state))
                 assert out.shape == (5, x.size(c)) and out.dtype == dtype
 
 

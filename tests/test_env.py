@@ -109,15 +109,27 @@ def test_a_step_is_the_same_with_and_without_a_gradient_to_carry():
     # one, by torch: the same float operations for the joints, the same formulas for the error.
     env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=300, seed=2, max_delta=0.2)
     td = env.reset()
+    # Arms 0-49 sit on their targets and stay (terminated); arms 50-99 take their last step (truncated).
+    target = td["target"].clone()
+    target[:50] = env.chain.forward_kinematics(td["q"][:50])
+    step_count = td["step_count"].clone()
+    step_count[50:100] = env.max_steps - 1
+    td = env.state_at(td["q"], target, step_count=step_count)
     td["action"] = 0.5 * torch.randn(300, 6, generator=torch.Generator().manual_seed(0))
+    td["action"][:50] = 0.0
     plain = env.step(td.clone())["next"]
     td["action"] = td["action"].clone().requires_grad_()
     carried = env.step(td)["next"]
     assert carried["q"].requires_grad and not plain["q"].requires_grad
+    assert sorted(plain.keys()) == sorted(carried.keys())
+    for key in plain.keys():
+        assert plain[key].shape == carried[key].shape and plain[key].dtype == carried[key].dtype, key
     assert torch.equal(plain["q"], carried["q"].detach())
-    for key in ("error", "observation", "reward"):
+    for key in ("error", "position_error", "rotation_error", "observation", "reward"):
         torch.testing.assert_close(plain[key], carried[key].detach(), atol=2e-6, rtol=0)
-    assert torch.equal(plain["done"], carried["done"])
+    for key in ("step_count", "terminated", "truncated", "done"):
+        assert torch.equal(plain[key], carried[key]), key
+    assert plain["terminated"][:50].all() and plain["truncated"][50:100].all() and not plain["truncated"][100:].any()
 
 
 def test_joints_stop_at_limits():

@@ -71,7 +71,7 @@ def test_moved_joints_are_the_torch_clamps_bit_for_bit(dtype: torch.dtype) -> No
 
     chain = ikrl_robots.load("panda", dtype=dtype)  # bounded joints only
     g = torch.Generator().manual_seed(4)
-    n = 600  # the parallel loop
+    n = fused._MOVE_PARALLEL_FROM  # the parallel loop (below it, the serial one)
     q = chain.lower + (chain.upper - chain.lower) * torch.rand(n, chain.dof, generator=g, dtype=dtype)
     q[:50] = chain.upper  # at a limit, pushed past it
     action = 0.3 * torch.randn(n, chain.dof, generator=g, dtype=dtype)
@@ -93,3 +93,39 @@ def test_moved_joints_refuse_what_they_cannot_do() -> None:
         fused.moved_joints(q, q.clone().requires_grad_(), limit, -limit, limit)
     with pytest.raises(BadParameterError, match=message):
         fused.moved_joints(q, torch.zeros(2, 4), limit, -limit, limit)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_step_outcome_is_the_pose_error_and_the_torch_flags(dtype: torch.dtype) -> None:
+    current, target, _ = _pairs(dtype, n=900)
+    # Some arms exactly at the tolerances (as rounded to the dtype), some just inside.
+    position_tolerance, rotation_tolerance = 0.005, math.radians(2.0)
+    current[:100] = target[:100] = torch.eye(4, dtype=dtype)
+    target[:50, 0, 3] = position_tolerance
+    target[50:100, 0, 3] = torch.tensor(position_tolerance, dtype=dtype).nextafter(torch.tensor(0.0, dtype=dtype))
+    step_count = torch.randint(0, 100, (900, 1), generator=torch.Generator().manual_seed(1))
+    for rows in (slice(None), slice(0, 60), slice(40, 140)):  # parallel, serial, serial
+        c, t, steps = current[rows], target[rows], step_count[rows]
+        out = fused.step_outcome(c, t, steps, position_tolerance, rotation_tolerance, 100)
+        twist, position, rotation = fused.error_and_distances(c, t)
+        assert torch.equal(out.twist, twist) and torch.equal(out.position, position.unsqueeze(-1))
+        assert torch.equal(out.rotation, rotation.unsqueeze(-1))
+        success = (out.position < position_tolerance) & (out.rotation < rotation_tolerance)  # as the torch path
+        assert torch.equal(out.terminated, success) and out.terminated.dtype == torch.bool
+        assert torch.equal(out.step_count, steps + 1)
+        assert torch.equal(out.truncated, steps + 1 >= 100) and torch.equal(out.done, success | (steps + 1 >= 100))
+    flags = fused.step_outcome(current[:100], target[:100], step_count[:100], position_tolerance, rotation_tolerance, 100)
+    assert not flags.terminated[:50].any() and flags.terminated[50:100].all()  # at the tolerance is not under it
+
+
+def test_step_outcome_refuses_what_it_cannot_do() -> None:
+    pose, steps = torch.eye(4).expand(3, 4, 4), torch.zeros(3, 1, dtype=torch.int64)
+    message = r"^step_outcome takes poses current and target \[N, 4, 4\] of one dtype and step_count int64 \[N, 1\]; got"
+    with pytest.raises(BadParameterError, match=message + r".*step_count \(3,\) torch.int64"):
+        fused.step_outcome(pose, pose, steps.flatten(), 0.01, 0.01, 10)
+    with pytest.raises(BadParameterError, match=message + r".*step_count \(3, 1\) torch.float32"):
+        fused.step_outcome(pose, pose, steps.float(), 0.01, 0.01, 10)
+    with pytest.raises(BadParameterError, match=message + r" current \(3, 4, 4\) torch.float32, target \(3, 4, 4\) torch.float64"):
+        fused.step_outcome(pose, pose.double(), steps, 0.01, 0.01, 10)
+    with pytest.raises(BadParameterError, match="need no gradient; use ikrl.se3.error_and_distances"):
+        fused.step_outcome(pose.clone().requires_grad_(), pose, steps, 0.01, 0.01, 10)

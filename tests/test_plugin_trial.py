@@ -132,6 +132,13 @@ def test_the_global_random_state_is_left_as_it_was_after_a_refusal():
         ({"shows": "joints"}, r"declares shows = 'joints'; shows is a set of 'joints' and 'target'"),
         ({"features": lambda s: s.q.double().repeat(1, 2)}, r"returned features in float64"),
         ({"features": lambda s: torch.log(-s.q.abs() - 1).repeat(1, 2)}, r"returned features with a value that is not finite"),
+        # Blocks: a tuple of [N, k] tensors whose widths add up to size(chain).
+        ({"features": lambda s: (s.q, s.q[:, :5])}, r"returned blocks of widths \[6, 5\], 11 features in all; size\(chain\) says 12"),
+        ({"features": lambda s: ()}, r"returned an empty tuple; it returns features \[N, size\(chain\)\] = \[N, 12\] or a tuple of their blocks"),
+        ({"features": lambda s: (s.q, s.q.tolist())}, r"returned a tuple whose block 1 is a list; each block is a tensor \[N, k\] \(3 arms here\)"),
+        ({"features": lambda s: (s.q, s.q.flatten())}, r"returned a tuple whose block 1 is of shape \(18,\); each block is a tensor \[N, k\]"),
+        ({"features": lambda s: (s.q, s.q.double())}, r"returned features block 1 in float64"),
+        ({"features": lambda s: (s.q, s.q / 0)}, r"returned features block 1 with a value that is not finite"),
     ],
 )
 def test_a_transform_that_breaks_the_protocol_is_refused_at_build_time(kwargs, message):
@@ -143,6 +150,17 @@ def test_a_transform_that_keeps_the_protocol_builds_and_its_width_is_the_spec():
     env = make_env("ur5e+odd", batch_size=4, registry=_transform())
     assert env.observation_spec["observation"].shape[-1] == 12 + 9 + 6  # odd, then target and error added
     assert env.reset()["observation"].shape == (4, 27)
+
+
+def test_a_transform_may_hand_over_blocks_the_environment_concatenates_in_order():
+    # The target and error blocks come first (added for a spec without them), then odd's.
+    blocks = _transform(features=lambda s: (s.q, 2 * s.q))
+    env = make_env("ur5e+odd", batch_size=4, registry=blocks, seed=0)
+    td = env.reset()
+    q = td["q"]
+    torch.testing.assert_close(td["observation"][:, -12:], torch.cat([q, 2 * q], -1), rtol=0, atol=0)
+    after = env.step(td.set("action", torch.full_like(q, 0.01)))["next"]
+    torch.testing.assert_close(after["observation"][:, -12:], torch.cat([after["q"], 2 * after["q"]], -1), rtol=0, atol=0)
 
 
 def test_check_shows_accepts_sets_of_the_two_names():

@@ -325,15 +325,26 @@ class IKEnv(EnvBase):
             tensordict["rotation_error"].squeeze(-1),
         )
         target = tensordict["target"]
-        entries, after = self._observe(q, target)
+        tip = self.chain.forward_kinematics(q)
+        step_count = tensordict["step_count"]
+        if fused.usable(tip, target):
+            # Without a gradient to carry, the error and the flags in one compiled pass.
+            twist, position, rotation, step_count, terminated, truncated, done = fused.step_outcome(
+                tip, target, step_count, self.position_tolerance, self.rotation_tolerance, self.max_steps
+            )
+        else:
+            twist, distance, angle = error_and_distances(tip, target)
+            position, rotation = distance.unsqueeze(-1), angle.unsqueeze(-1)
+            terminated = (position < self.position_tolerance) & (rotation < self.rotation_tolerance)
+            step_count = step_count + 1
+            truncated = step_count >= self.max_steps
+            done = terminated | truncated
+        after = PoseError(twist, position.squeeze(-1), rotation.squeeze(-1))
+        entries = self._entries(q, target, tip, after)
         self._last = (q.detach(), target.detach())
-        success = (after.position < self.position_tolerance) & (after.rotation < self.rotation_tolerance)
-        step_count = tensordict["step_count"] + 1
-        terminated = success.reshape(-1, 1)
-        truncated = step_count >= self.max_steps
         entries.update(
-            reward=self.reward_shape(before, after, success).reshape(-1, 1),  # [N] in dtype: checked by the trial
-            step_count=step_count, terminated=terminated, truncated=truncated, done=terminated | truncated,
+            reward=self.reward_shape(before, after, terminated.squeeze(-1)).reshape(-1, 1),  # [N] in dtype: checked by the trial
+            step_count=step_count, terminated=terminated, truncated=truncated, done=done,
         )  # fmt: skip
         return self._packed(entries)
 
@@ -343,19 +354,27 @@ class IKEnv(EnvBase):
         tip = self.chain.forward_kinematics(q)
         # Without a gradient to carry, the error in one compiled pass (same formulas, ~5x faster).
         pose_error = fused.error_and_distances if fused.usable(tip, target) else error_and_distances
-        twist, position, rotation = pose_error(tip, target)
-        error = PoseError(twist, position, rotation)
+        error = PoseError(*pose_error(tip, target))
+        return self._entries(q, target, tip, error), error
+
+    def _entries(self, q: Tensor, target: Tensor, tip: Tensor, error: PoseError) -> dict[str, Tensor]:
+        """The state's entries: joints, target, error and the transforms' observation."""
         state = State(self.chain, q, target, tip, error)
-        features = [transform(state) for _, transform in self.transforms]
-        entries = {
+        blocks: list[Tensor] = []
+        for _, transform in self.transforms:  # a tuple of blocks joins the one concatenation
+            features = transform(state)
+            if isinstance(features, tuple):
+                blocks.extend(features)
+            else:
+                blocks.append(features)
+        return {
             "q": q,
             "target": target,
-            "error": twist,
-            "position_error": position.unsqueeze(-1),
-            "rotation_error": rotation.unsqueeze(-1),
-            "observation": torch.cat(features, -1),
+            "error": error.twist,
+            "position_error": error.position.unsqueeze(-1),
+            "rotation_error": error.rotation.unsqueeze(-1),
+            "observation": torch.cat(blocks, -1),
         }
-        return entries, error
 
     def _packed(self, entries: dict[str, Tensor]) -> TensorDict:
         """One tensordict of the batch's entries, built at once (cheaper than set by set)."""

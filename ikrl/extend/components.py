@@ -18,6 +18,7 @@ from ikrl.kinematics.protocol import KinematicChain
 
 __all__ = [
     "Algorithm",
+    "Features",
     "JOINTS",
     "TARGET",
     "ObservationTransform",
@@ -25,12 +26,17 @@ __all__ = [
     "RewardShape",
     "Sampler",
     "State",
+    "concatenated",
     "zero_on_target",
 ]
 
 #: What an observation transform's features can show: the joint values, the target.
 JOINTS = "joints"
 TARGET = "target"
+
+#: What an observation transform returns: its features ``[N, size]``, or their blocks in order
+#: (a tuple of ``[N, k_i]``, ``sum k_i = size``) for the environment to concatenate.
+Features = Tensor | tuple[Tensor, ...]
 
 
 class PoseError(NamedTuple):
@@ -94,9 +100,25 @@ class ObservationTransform(Protocol):
         """Number of features for this chain."""
         ...
 
-    def __call__(self, state: State) -> Tensor:
-        """Features ``[N, size(chain)]``."""
+    def __call__(self, state: State) -> Features:
+        """Features ``[N, size(chain)]``, or their blocks in order: a tuple of ``[N, k_i]``
+        with ``sum k_i = size(chain)``. The environment concatenates all transforms' blocks
+        in one copy, so a transform made of parts (``sin q`` and ``cos q``) can hand them
+        over rather than concatenate them itself (which would copy its features twice).
+        """
         ...
+
+
+def concatenated(features: Features) -> Tensor:
+    """A transform's features as one tensor ``[N, size]``: a tuple of blocks concatenated
+    along the last axis, a tensor as it is.
+
+    Examples:
+        >>> concatenated((torch.zeros(2, 1), torch.ones(2, 2)))
+        tensor([[0., 1., 1.],
+                [0., 1., 1.]])
+    """
+    return torch.cat(features, -1) if isinstance(features, tuple) else features
 
 
 def zero_on_target(transform: ObservationTransform) -> bool:

@@ -112,8 +112,7 @@ def trial(
         size = transform.size(chain)
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise PluginError(f"{origin}.size() returned {size!r}; it returns the number of features, an int >= 0")
-        features = transform(state)
-        _expect_tensor(origin, "features", features, (n, size), chain, what=f"[N, size(chain)] = [N, {size}]")
+        _expect_features(origin, transform(state), n, size, chain)
 
     return Trial(reward_differentiable=_try_reward(chain, reward, start, target))
 
@@ -159,6 +158,31 @@ def _try_reward(chain: KinematicChain, reward: RewardShape, start: Tensor, targe
             return False
         (gradient,) = torch.autograd.grad(value.sum(), q, allow_unused=True)
     return gradient is not None and bool((gradient != 0).any()) and bool(torch.isfinite(gradient).all())
+
+
+def _expect_features(origin: str, features: object, n: int, size: int, chain: KinematicChain) -> None:
+    """Refuse ``features`` unless they are a tensor ``[n, size]`` or a non-empty tuple of
+    tensors ``[n, k_i]`` with ``sum k_i = size`` (see :class:`~ikrl.extend.components.ObservationTransform`)."""
+    what = f"[N, size(chain)] = [N, {size}]"
+    if not isinstance(features, tuple):
+        _expect_tensor(origin, "features", features, (n, size), chain, what=what)
+        return
+    if not features:
+        raise PluginError(f"{origin} returned an empty tuple; it returns features {what} or a tuple of their blocks")
+    widths = []
+    for i, block in enumerate(features):
+        if not isinstance(block, Tensor) or block.dim() != 2 or block.shape[0] != n:
+            got = f"of shape {tuple(block.shape)}" if isinstance(block, Tensor) else f"a {type(block).__name__}"
+            raise PluginError(
+                f"{origin} returned a tuple whose block {i} is {got}; each block is a tensor [N, k] "
+                f"({n} arms here), the widths k summing to size(chain) = {size}"
+            )
+        _expect_tensor(origin, f"features block {i}", block, (n, block.shape[1]), chain)
+        widths.append(block.shape[1])
+    if sum(widths) != size:
+        raise PluginError(
+            f"{origin} returned blocks of widths {widths}, {sum(widths)} features in all; size(chain) says {size}"
+        )
 
 
 def _expect_tensor(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 from ikrl.errors import BadParameterError
@@ -26,6 +25,7 @@ class TipOffset:
     def size(self, chain: KinematicChain) -> int:
         return 4
 
-    def __call__(self, state: State) -> Tensor:
+    def __call__(self, state: State) -> tuple[Tensor, Tensor]:
         offset = (state.target[:, :3, 3] - state.tip[:, :3, 3]) / self.scale
-        return torch.cat([offset, state.error.rotation.unsqueeze(-1)], dim=-1)
+        # Two blocks, [N, 3] and [N, 1]: the environment concatenates them with the others.
+        return offset, state.error.rotation.unsqueeze(-1)
