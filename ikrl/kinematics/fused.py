@@ -87,8 +87,8 @@ def _error_row(c, t, twist):  # pragma: no cover - compiled
     theta_sq = wx * wx + wy * wy + wz * wz
     if theta_sq < 1e-2:
         d = _D0 + theta_sq * (_D1 + theta_sq * (_D2 + theta_sq * (_D3 + theta_sq * _D4)))
-    else:  # cot(theta / 2) = w / |(x, y, z)| of the unit quaternion (w >= 0): no cos, no sin
-        d = (1.0 - 0.5 * math.sqrt(theta_sq) * qw / n) / theta_sq
+    else:  # (theta / 2) cot(theta / 2) with theta = |w| = angle, cot(theta / 2) = w / n (w >= 0):
+        d = (1.0 - 0.5 * factor * qw) / theta_sq  # no cos, no sin; factor = angle / n here
     ax, ay, az = wy * pz - wz * py, wz * px - wx * pz, wx * py - wy * px  # w x p
     bx, by, bz = wy * az - wz * ay, wz * ax - wx * az, wx * ay - wy * ax  # w x (w x p)
     twist[0] = px - 0.5 * ax + d * bx
