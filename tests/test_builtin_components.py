@@ -506,6 +506,9 @@ def test_joint_transforms_by_hand(tiny_state):
     sincos = [[math.sin(v) for v in row] + [math.cos(v) for v in row] for row in q.tolist()]
     sin, cos = transforms.SinCos()(tiny_state)  # two blocks, for the environment's one concatenation
     torch.testing.assert_close(concatenated((sin, cos)), torch.tensor(sincos, dtype=F64))
+    # The forward kinematics' own sin q and cos q, when the state carries them, are handed on.
+    shared = (torch.sin(q), torch.cos(q))
+    assert all(a is b for a, b in zip(transforms.SinCos()(tiny_state._replace(sin_cos=shared)), shared, strict=True))
     assert torch.equal(transforms.Raw()(tiny_state), q)
     # spin: q / pi; elbow [-1, 2]: 2 (q + 1) / 3 - 1; slide [0, 0.5]: 4 q - 1
     expected = [[0.0, 0.0, 0.0], [3.0 / math.pi, 1.0, 1.0], [-3.1 / math.pi, -1.0, -1.0]]

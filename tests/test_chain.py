@@ -60,6 +60,34 @@ def test_prismatic_joint_slides_along_its_axis():
     assert chain.joint_types == ("revolute", "prismatic")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("lead", [(), (5,), (300,), (2, 150)])  # one pose, the bmm path, the batch-last path
+def test_forward_kinematics_and_trig_hands_out_the_pass_own_sines(cr5, dtype, lead):
+    chain = cr5.to(dtype=dtype)
+    q = random_joints(chain, math.prod(lead) or 1, torch.Generator().manual_seed(3)).reshape(*lead, chain.dof)
+    tip, trig = chain.forward_kinematics_and_trig(q)
+    assert trig is not None
+    sin, cos = trig
+    assert torch.equal(tip, chain.forward_kinematics(q))
+    assert sin.shape == cos.shape == q.shape and sin.dtype == dtype
+    assert torch.equal(sin, torch.sin(q)) and torch.equal(cos, torch.cos(q))  # the same numbers, bit for bit
+
+
+def test_forward_kinematics_and_trig_carries_gradients_and_skips_mimic_chains(cr5):
+    cr5 = cr5.to(dtype=torch.float64)
+    q = torch.tensor([[0.2, -0.4, 0.9, 0.1, -1.2, 2.0]], dtype=torch.float64, requires_grad=True)
+    tip, trig = cr5.forward_kinematics_and_trig(q)
+    assert trig is not None
+    (tip.sum() + trig[0].sum() + 2 * trig[1].sum()).backward()
+    reference = q.detach().clone().requires_grad_()
+    (cr5.forward_kinematics(reference).sum() + torch.sin(reference).sum() + 2 * torch.cos(reference).sum()).backward()
+    torch.testing.assert_close(q.grad, reference.grad, rtol=0, atol=1e-12)
+    # With a mimic joint the pass takes the sines of other angles: none to hand out.
+    mimic = planar_arm(mimic=Mimic("j1", multiplier=2.0, offset=0.1))
+    tip, trig = mimic.forward_kinematics_and_trig(torch.tensor([[0.35]], dtype=torch.float64))
+    assert trig is None and torch.equal(tip, mimic.forward_kinematics(torch.tensor([[0.35]], dtype=torch.float64)))
+
+
 def test_mimic_joint_follows_its_source():
     chain = planar_arm(mimic=Mimic("j1", multiplier=2.0, offset=0.1))
     assert chain.dof == 1 and chain.joint_names == ("j1",)

@@ -131,6 +131,17 @@ def test_training_evaluation_and_checkpoint_round_trip(wrist_registry, tmp_path)
     assert again.metrics()["success_5mm_2deg"] == pytest.approx(result.evaluation["success_5mm_2deg"])
 
 
+def test_sincos_of_a_plain_chain_computes_its_own_sines(wrist_registry):
+    # Only an ikrl Chain's pass hands out sin q and cos q; for any other chain sincos takes them.
+    env = make_env("spherical_wrist+sincos", batch_size=4, seed=0)
+    assert not env._shares_trig
+    td = env.reset()
+    out = env.step(td.set("action", torch.full((4, 3), 0.05, dtype=td["q"].dtype)))["next"]
+    for data in (td, out):
+        q = data["q"]
+        assert torch.equal(data["observation"][:, -6:], torch.cat([torch.sin(q), torch.cos(q)], -1))
+
+
 def test_a_chain_without_a_skeleton_says_it_cannot_be_drawn(wrist_registry):
     env = make_env("spherical_wrist", batch_size=1, seed=0)
     env.reset()

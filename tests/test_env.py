@@ -104,6 +104,18 @@ def test_semantics_of_a_step():
     torch.testing.assert_close(out["observation"], features)
 
 
+def test_the_sincos_block_is_sin_and_cos_of_the_joints_shared_with_the_kinematics():
+    # An ikrl Chain hands the env its pass's own sin q and cos q: the same numbers sincos would compute.
+    env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=300, seed=4)
+    assert env._shares_trig
+    td = env.reset()
+    td["action"] = 0.05 * torch.ones(300, 6)
+    for out in (td, env.step(td)["next"]):
+        target, q = out["target"], out["q"]
+        blocks = [target[:, :3, 3], target[:, :3, 0], target[:, :3, 1], out["error"], torch.sin(q), torch.cos(q)]
+        assert torch.equal(out["observation"], torch.cat(blocks, -1))
+
+
 def test_a_step_is_the_same_with_and_without_a_gradient_to_carry():
     # Without a gradient the joints move and the error is computed by compiled passes; with
     # one, by torch: the same float operations for the joints, the same formulas for the error.

@@ -49,6 +49,7 @@ from ikrl.extend.components import ObservationTransform, PoseError, RewardShape,
 from ikrl.extend.guard import guard
 from ikrl.extend.trial import check_shows, trial
 from ikrl.kinematics import fused
+from ikrl.kinematics.chain import Chain
 from ikrl.kinematics.protocol import KinematicChain, bounds, into_limits
 from ikrl.kinematics.se3 import check_poses, error_and_distances
 from ikrl.spec.grammar import EnvSpec
@@ -124,6 +125,8 @@ class IKEnv(EnvBase):
         self.max_delta = _per_joint(max_delta, self.chain, dtype, device)
         # No continuous joint: moving the joints is a clamp, done compiled without a gradient.
         self._bounded = not bool(self.chain.continuous.any())
+        # An ikrl Chain's forward kinematics hands out the sin q, cos q of its pass (the observation's).
+        self._shares_trig = isinstance(self.chain, Chain)
         #: Whether the reward carries a gradient to the joint values: gradient-based training
         #: (``apg``, ``goal``) needs one. The trial (:func:`ikrl.extend.trial.trial`) also checks
         #: every component's output once, here, rather than at the first reset or step.
@@ -325,7 +328,7 @@ class IKEnv(EnvBase):
             tensordict["rotation_error"].squeeze(-1),
         )
         target = tensordict["target"]
-        tip = self.chain.forward_kinematics(q)
+        tip, sin_cos = self._kinematics(q)
         step_count = tensordict["step_count"]
         if fused.usable(tip, target):
             # Without a gradient to carry, the error and the flags in one compiled pass.
@@ -340,7 +343,7 @@ class IKEnv(EnvBase):
             truncated = step_count >= self.max_steps
             done = terminated | truncated
         after = PoseError(twist, position.squeeze(-1), rotation.squeeze(-1))
-        entries = self._entries(q, target, tip, after)
+        entries = self._entries(State(self.chain, q, target, tip, after, sin_cos))
         self._last = (q.detach(), target.detach())
         entries.update(
             reward=self.reward_shape(before, after, terminated.squeeze(-1)).reshape(-1, 1),  # [N] in dtype: checked by the trial
@@ -351,15 +354,22 @@ class IKEnv(EnvBase):
     def _observe(self, q: Tensor, target: Tensor) -> tuple[dict[str, Tensor], PoseError]:
         """The entries that follow from the joint values ``q`` and the ``target`` (the pose
         error, the observation), and the error itself."""
-        tip = self.chain.forward_kinematics(q)
+        tip, sin_cos = self._kinematics(q)
         # Without a gradient to carry, the error in one compiled pass (same formulas, ~5x faster).
         pose_error = fused.error_and_distances if fused.usable(tip, target) else error_and_distances
         error = PoseError(*pose_error(tip, target))
-        return self._entries(q, target, tip, error), error
+        return self._entries(State(self.chain, q, target, tip, error, sin_cos)), error
 
-    def _entries(self, q: Tensor, target: Tensor, tip: Tensor, error: PoseError) -> dict[str, Tensor]:
+    def _kinematics(self, q: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """The tip pose and, where an ikrl :class:`Chain`'s pass computes them anyway, ``(sin q,
+        cos q)`` for the observation (``sincos`` then costs nothing)."""
+        if self._shares_trig:
+            return cast("Chain", self.chain).forward_kinematics_and_trig(q)
+        return self.chain.forward_kinematics(q), None
+
+    def _entries(self, state: State) -> dict[str, Tensor]:
         """The state's entries: joints, target, error and the transforms' observation."""
-        state = State(self.chain, q, target, tip, error)
+        q, target, error = state.q, state.target, state.error
         blocks: list[Tensor] = []
         for _, transform in self.transforms:  # a tuple of blocks joins the one concatenation
             features = transform(state)

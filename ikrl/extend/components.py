@@ -55,6 +55,9 @@ class State(NamedTuple):
     target: Tensor  #: [N, 4, 4] target pose in the base frame
     tip: Tensor  #: [N, 4, 4] tip pose in the base frame
     error: PoseError
+    #: ``(sin q, cos q)`` [N, dof] each when the forward kinematics computed them on the way
+    #: (:meth:`ikrl.kinematics.chain.Chain.forward_kinematics_and_trig`), else None.
+    sin_cos: tuple[Tensor, Tensor] | None = None
 
 
 @runtime_checkable

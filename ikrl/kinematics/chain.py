@@ -419,6 +419,26 @@ class Chain:
         assert tip is not None  # with_pose=True (the default) always returns it
         return tip.reshape(*lead, 4, 4)
 
+    def forward_kinematics_and_trig(self, q: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor] | None]:
+        """:meth:`forward_kinematics` and the ``(sin q, cos q)`` ``[..., dof]`` its pass computed
+        on the way (None for a chain with mimic joints, whose pass takes the sines of other
+        values): the environment hands them to its observation rather than compute them again.
+
+        Examples:
+            >>> import ikrl_robots
+            >>> chain = ikrl_robots.load("ur5e")
+            >>> q = torch.tensor([[0.1, -0.5, 0.3, 0.0, 1.0, -2.0]])
+            >>> tip, (sin, cos) = chain.forward_kinematics_and_trig(q)
+            >>> torch.equal(tip, chain.forward_kinematics(q)), torch.equal(sin, torch.sin(q)), torch.equal(cos, torch.cos(q))
+            (True, True, True)
+        """
+        flat, lead = self._flatten(q)
+        trig: list[Tensor] = []
+        tip, _ = self._pass(flat, with_axes=False, trig=trig)
+        assert tip is not None  # with_pose=True (the default) always returns it
+        shared = (trig[0].reshape(q.shape), trig[1].reshape(q.shape)) if trig else None
+        return tip.reshape(*lead, 4, 4), shared
+
     def jacobian(self, q: Tensor) -> Tensor:
         """Analytic Jacobian of the tip: ``q[..., dof] -> [..., 6, dof]``.
 
@@ -479,7 +499,7 @@ class Chain:
         return q.reshape(-1, self.dof), tuple(q.shape[:-1])
 
     def _pass(
-        self, q: Tensor, *, with_axes: bool, with_pose: bool = True
+        self, q: Tensor, *, with_axes: bool, with_pose: bool = True, trig: list[Tensor] | None = None
     ) -> tuple[Tensor | None, tuple[Tensor, Tensor, Tensor] | None]:
         """One pass down the chain for ``q[B, dof]``.
 
@@ -487,7 +507,8 @@ class Chain:
         the world axis ``z`` and a world point ``p`` on the axis of every movable joint,
         ``[3, B, n]`` each, and the tip position ``[3, B, 1]``: components first, so both
         paths share the Jacobian code, and joints last, so the Jacobian comes out
-        ``[B, 6, n]`` without a transpose.
+        ``[B, 6, n]`` without a transpose. A ``trig`` list receives ``sin q`` and ``cos q``
+        ``[B, dof]`` when the pass computes them (no mimic joints).
 
         The local transform of joint i is ``const + cos q C_c + sin q C_s (+ q C_q)``: one
         batched product with precomputed coefficients gives all of them. Joint frames have
@@ -502,6 +523,8 @@ class Chain:
         else:
             joint_values = torch.addmm(self._mimic_offset, self._mimic_matrix, q.T)
         features = [torch.cos(joint_values), torch.sin(joint_values)]
+        if trig is not None and self._identity_mimic:
+            trig += [features[1].T, features[0].T]  # sin q, cos q [B, dof]: q.T's layout, transposed back
         if self._has_prismatic:
             features.append(joint_values)
         last = batch >= _BATCH_LAST_FROM
