@@ -104,6 +104,20 @@ def test_semantics_of_a_step():
     torch.testing.assert_close(out["observation"], features)
 
 
+def test_steps_are_packed_as_torchrl_packs_its_own_and_stay_valid():
+    # tensordict's unchecked constructor, as TorchRL's GymLikeEnv uses: if an upgrade drops it
+    # the environment falls back to TensorDict(...) and this test says so.
+    from tensordict import TensorDict
+
+    from ikrl.env import ikenv
+
+    assert ikenv._PACK == TensorDict._new_unsafe
+    env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=5, seed=1)
+    out = env.rand_step(env.reset())
+    assert out["next"].batch_size == torch.Size([5]) and out["next"].device == env.device
+    check_env_specs(env, seed=0)
+
+
 def test_the_sincos_block_is_sin_and_cos_of_the_joints_shared_with_the_kinematics():
     # An ikrl Chain hands the env its pass's own sin q and cos q: the same numbers sincos would compute.
     env = make_env("dobot_cr5+weighted_pose+sincos", batch_size=300, seed=4)

@@ -59,6 +59,8 @@ __all__ = ["MAX_ARMS", "IKEnv", "arms"]
 
 #: Arms in one environment at most: more would not fit in memory (a pose alone is 64 bytes an arm).
 MAX_ARMS = 2**24
+#: How a step's tensordict is built: see IKEnv._packed.
+_PACK = getattr(TensorDict, "_new_unsafe", TensorDict)
 
 
 class IKEnv(EnvBase):
@@ -387,8 +389,15 @@ class IKEnv(EnvBase):
         }
 
     def _packed(self, entries: dict[str, Tensor]) -> TensorDict:
-        """One tensordict of the batch's entries, built at once (cheaper than set by set)."""
-        return TensorDict(entries, batch_size=self.batch_size, device=self.device)
+        """One tensordict of the batch's entries, built at once (cheaper than set by set).
+
+        Built as TorchRL's own environments build their steps' (``GymLikeEnv._step``), without
+        the per-entry checks of ``TensorDict(...)``: the entries are this class's, ``[N, ...]``
+        on the environment's device (the components' outputs were checked by the trial), and
+        the checks cost as much as the pose error's flags. Without that constructor (another
+        tensordict), the checked one.
+        """
+        return _PACK(entries, batch_size=self.batch_size, device=self.device)
 
     # ------------------------------------------------------------------ pictures
 
