@@ -215,10 +215,12 @@ def test_partial_reset_honours_the_mask():
 
 
 def test_seeding_repeats_and_differs():
+    # The random actions come from torch's global generator, which torch seeds at random: only
+    # the environment's own draws (starts, targets) are compared.
     a = make_env("panda+near_target+sincos", batch_size=4, seed=7).rollout(5)
     b = make_env("panda+near_target+sincos", batch_size=4, seed=7).rollout(5)
     c = make_env("panda+near_target+sincos", batch_size=4, seed=8).rollout(5)
-    assert torch.equal(a["q"][:, 0], b["q"][:, 0]) and torch.equal(a["target"], b["target"])
+    assert torch.equal(a["q"][:, 0], b["q"][:, 0]) and torch.equal(a["target"][:, 0], b["target"][:, 0])
     assert not torch.equal(a["q"][:, 0], c["q"][:, 0])
     env = make_env("panda", batch_size=2, seed=0)
     first = env.reset()["q"]

@@ -134,6 +134,7 @@ def test_the_global_random_state_is_left_as_it_was_after_a_refusal():
         ({"features": lambda s: torch.log(-s.q.abs() - 1).repeat(1, 2)}, r"returned features with a value that is not finite"),
         # Blocks: a tuple of [N, k] tensors whose widths add up to size(chain).
         ({"features": lambda s: (s.q, s.q[:, :5])}, r"returned blocks of widths \[6, 5\], 11 features in all; size\(chain\) says 12"),
+        ({"features": lambda s: [s.q, s.q]}, r"returned a list; it returns features \[N, size\(chain\)\] = \[N, 12\] or a tuple of their blocks \[N, k\]"),
         ({"features": lambda s: ()}, r"returned an empty tuple; it returns features \[N, size\(chain\)\] = \[N, 12\] or a tuple of their blocks"),
         ({"features": lambda s: (s.q, s.q.tolist())}, r"returned a tuple whose block 1 is a list; each block is a tensor \[N, k\] \(3 arms here\)"),
         ({"features": lambda s: (s.q, s.q.flatten())}, r"returned a tuple whose block 1 is of shape \(18,\); each block is a tensor \[N, k\]"),

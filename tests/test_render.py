@@ -147,7 +147,7 @@ def test_pixel_render_transform_records_a_rollout(env, pass_tensordict):
     from torchrl.record import PixelRenderTransform
 
     recorded = env.append_transform(PixelRenderTransform(pass_tensordict=pass_tensordict, size=SIZE))
-    rollout = recorded.rollout(3)
+    rollout = recorded.rollout(3, break_when_any_done=False)  # random actions may reach a target
     assert rollout.batch_size == (3, 3)  # [N arms, T steps]
     # One picture (of the first arms) per step, so TorchRL keeps it as non-tensor data,
     # repeated for each of the N arms: [N, T, H, W, 3].
@@ -162,7 +162,7 @@ def test_video_recorder_writes_the_frames(env, tmp_path):
     logger = CSVLogger("ik", log_dir=str(tmp_path), video_format="pt")  # "pt" needs no video codec
     recorded = env.append_transform(PixelRenderTransform(size=SIZE))
     recorded = recorded.append_transform(VideoRecorder(logger, tag="arms"))
-    recorded.rollout(2)
+    recorded.rollout(2, break_when_any_done=False)
     recorded.transform[-1].dump()
     (video_file,) = tmp_path.rglob("*.pt")
     video = torch.load(video_file)

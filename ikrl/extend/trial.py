@@ -164,6 +164,8 @@ def _expect_features(origin: str, features: object, n: int, size: int, chain: Ki
     """Refuse ``features`` unless they are a tensor ``[n, size]`` or a non-empty tuple of
     tensors ``[n, k_i]`` with ``sum k_i = size`` (see :class:`~ikrl.extend.components.ObservationTransform`)."""
     what = f"[N, size(chain)] = [N, {size}]"
+    if isinstance(features, list):
+        raise PluginError(f"{origin} returned a list; it returns features {what} or a tuple of their blocks [N, k]")
     if not isinstance(features, tuple):
         _expect_tensor(origin, "features", features, (n, size), chain, what=what)
         return

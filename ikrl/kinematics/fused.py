@@ -254,7 +254,7 @@ def _move_rows(q, action, max_delta, lower, upper, moved):  # pragma: no cover -
 _MOVE_SERIAL, _MOVE_PARALLEL = serial_and_parallel(_move_rows)
 #: From this many rows on, the joint move in parallel: a clamp is so little work per row that
 #: below it waking the threads costs more than it saves (measured: 4,096 rows of 6 joints take
-#: 0.03 ms either way, and threads woken there keep spinning into the next step's kinematics).
+#: 0.03 ms either way, and the whole environment step was ~1 % faster with the serial loop).
 _MOVE_PARALLEL_FROM = 1 << 16
 
 
