@@ -56,6 +56,30 @@ def test_list_json_is_machine_readable():
     assert {row["kind"] for row in rows} == {"robot", "reward", "sampler", "transform", "algorithm"}
 
 
+def test_list_names_the_installed_plugins_it_did_not_load_and_why(monkeypatch):
+    import json
+
+    from ikrl.extend.registry import reset_default_registry
+
+    for variable, value, why in (
+        ("IKRL_DISABLE_PLUGINS", "ikrl-zoo", "IKRL_DISABLE_PLUGINS names it"),
+        ("IKRL_DISABLE_PLUGIN_AUTOLOAD", "1", "IKRL_DISABLE_PLUGIN_AUTOLOAD is set"),
+    ):
+        with monkeypatch.context() as patch:
+            patch.setenv(variable, value)
+            reset_default_registry()
+            try:
+                table = runner.invoke(app, ["list"])
+                machine = runner.invoke(app, ["list", "--json"])
+            finally:
+                reset_default_registry()
+        assert table.exit_code == machine.exit_code == 0, table.output
+        assert f"not loaded: plugin ikrl-zoo:zoo ({why})" in table.stderr
+        assert "ur5" not in {row["name"] for row in json.loads(machine.stdout)}  # the zoo's arms are gone
+        assert f"not loaded: plugin ikrl-zoo:zoo ({why})" in machine.stderr
+    assert "not loaded" not in runner.invoke(app, ["list"]).output  # everything loads again
+
+
 def test_check_builds_checks_and_rolls_out():
     result = runner.invoke(app, ["check", "panda+geodesic+near_target(noise=0.1)+sincos", "--steps", "5"])
     assert result.exit_code == 0, result.output

@@ -171,7 +171,7 @@ def test_check_shows_accepts_sets_of_the_two_names():
 
 def test_an_exception_in_plugin_code_names_the_plugin_and_its_line():
     def typo(before, after, success):
-        return -after.positon  # noqa: the mistake under test
+        return -after.positon  # the mistake under test
 
     line = typo.__code__.co_firstlineno + 1
     with pytest.raises(PluginError) as caught:

@@ -66,7 +66,10 @@ def test_disabling_autoload_skips_other_distributions(tmp_path, monkeypatch):
     fake_distribution(tmp_path, "ikrl-broken", {"broken_plugin": "raise RuntimeError('boom')\n"}, {"broken": "broken_plugin"})
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(DISABLE_AUTOLOAD_ENV, "1")
-    assert set(load_plugins().distributions.values()) == {"ikrl"}
+    plugins = load_plugins()
+    assert set(plugins.distributions.values()) == {"ikrl"}
+    assert "ikrl-broken:broken" in plugins.not_autoloaded and plugins.disabled == ()
+    assert ("ikrl-broken:broken", "IKRL_DISABLE_PLUGIN_AUTOLOAD is set") in Registry.from_plugins(plugins).skipped
     assert make_env("dobot_cr5", batch_size=1).resolved_spec is not None
 
 
@@ -164,6 +167,7 @@ def test_named_plugins_can_be_disabled(tmp_path, monkeypatch):
     monkeypatch.setenv(DISABLE_PLUGINS_ENV, " IKRL_Broken ")
     plugins = load_plugins()
     assert plugins.disabled == ("ikrl-broken:broken",) and "ikrl-broken" not in plugins.distributions.values()
+    assert plugins.skipped() == [("ikrl-broken:broken", "IKRL_DISABLE_PLUGINS names it")] and plugins.not_autoloaded == ()
     assert make_env("ur5e", batch_size=1).resolved_spec is not None
     # One entry point of a distribution, ikrl's own included: here its rewards.
     monkeypatch.setenv(DISABLE_PLUGINS_ENV, "ikrl-broken:broken,ikrl:rewards")

@@ -81,10 +81,12 @@ def demo(
 def list_components(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for machines instead of a table.")] = False,
 ) -> None:
-    """List the installed robots, rewards, samplers, transforms and training algorithms, and who provides each."""
+    """List the installed robots, rewards, samplers, transforms and training algorithms, and who
+    provides each; and the installed plugins that were not loaded, and why."""
     from ikrl.extend.registry import default_registry
 
-    components = default_registry().components()
+    registry = default_registry()
+    components = registry.components()
     rows = [
         {
             "kind": c.kind,
@@ -97,14 +99,17 @@ def list_components(
     ]
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
-        return
-    table = Table(title="ikrl components")
-    for column in ("kind", "name", "parameters", "distribution"):
-        table.add_column(column)
-    for row in rows:
-        params = ", ".join(k if v is None else f"{k}={v!r}" for k, v in row["parameters"].items())
-        table.add_row(row["kind"], row["name"], params, row["distribution"])
-    console.print(table)
+    else:
+        table = Table(title="ikrl components")
+        for column in ("kind", "name", "parameters", "distribution"):
+            table.add_column(column)
+        for row in rows:
+            params = ", ".join(k if v is None else f"{k}={v!r}" for k, v in row["parameters"].items())
+            table.add_row(row["kind"], row["name"], params, row["distribution"])
+        console.print(table)
+    # On stderr, so that --json stays one JSON document on stdout.
+    for plugin, why in registry.skipped:
+        typer.echo(f"not loaded: plugin {plugin} ({why})", err=True)
 
 
 @command()

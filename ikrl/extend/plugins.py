@@ -74,12 +74,25 @@ class LoadedPlugins:
     """A plugin manager and, for each registered plugin name, the distribution it came from.
 
     ``disabled``: the plugins (``distribution:entry point``) that ``IKRL_DISABLE_PLUGINS``
-    skipped.
+    skipped; ``not_autoloaded``: those of other distributions left out because autoloading
+    was off (``IKRL_DISABLE_PLUGIN_AUTOLOAD=1`` or ``autoload=False``).
     """
 
     manager: pluggy.PluginManager
     distributions: dict[str, str]
     disabled: tuple[str, ...] = ()
+    not_autoloaded: tuple[str, ...] = ()
+
+    def skipped(self) -> list[tuple[str, str]]:
+        """``(plugin, why)`` for every installed plugin that was not loaded, in load order.
+
+        Examples:
+            >>> LoadedPlugins(pluggy.PluginManager("ikrl"), {}, ("ikrl-lab:robots",), ("ikrl-zoo:robots",)).skipped()
+            [('ikrl-lab:robots', 'IKRL_DISABLE_PLUGINS names it'), ('ikrl-zoo:robots', 'IKRL_DISABLE_PLUGIN_AUTOLOAD is set')]
+        """
+        return [(p, f"{DISABLE_PLUGINS_ENV} names it") for p in self.disabled] + [
+            (p, f"{DISABLE_AUTOLOAD_ENV} is set") for p in self.not_autoloaded
+        ]
 
 
 def _autoload_disabled() -> bool:
@@ -129,6 +142,7 @@ def load_plugins(*, autoload: bool | None = None, extra: Iterable[tuple[object, 
     disable = _disabled_names()
     matched: set[str] = set()
     disabled: list[str] = []
+    not_autoloaded: list[str] = []
     installed: list[str] = []
     for (dist, ep_name), ep in ((key, ep) for key, ep in _entry_points()):
         keys = (_normalize(dist), f"{_normalize(dist)}:{ep_name}")
@@ -139,6 +153,7 @@ def load_plugins(*, autoload: bool | None = None, extra: Iterable[tuple[object, 
             disabled.append(f"{dist}:{ep_name}")
             continue
         if dist != OWN_DISTRIBUTION and not autoload:
+            not_autoloaded.append(f"{dist}:{ep_name}")
             continue
         where = f"entry point {ep_name!r} ({ep.value}) of distribution {dist!r}"
         try:
@@ -163,7 +178,7 @@ def load_plugins(*, autoload: bool | None = None, extra: Iterable[tuple[object, 
     for plugin, name in extra:
         _register(manager, plugin, name, f"plugin {name!r}")
         distributions[name] = "<registered in code>"
-    return LoadedPlugins(manager, distributions, tuple(disabled))
+    return LoadedPlugins(manager, distributions, tuple(disabled), tuple(not_autoloaded))
 
 
 def _register(manager: pluggy.PluginManager, plugin: object, name: str, where: str) -> None:

@@ -141,7 +141,9 @@ class Registry:
     """Components by kind and name. Robots have their own namespace; rewards, samplers
     and transforms share one (a spec names them in any order)."""
 
-    def __init__(self, components: Iterable[Component]) -> None:
+    def __init__(self, components: Iterable[Component], *, skipped: Iterable[tuple[str, str]] = ()) -> None:
+        #: ``(plugin, why)`` for the installed plugins that were not loaded (:meth:`LoadedPlugins.skipped`).
+        self.skipped: tuple[tuple[str, str], ...] = tuple(skipped)
         self._robots: dict[str, Component] = {}
         self._algorithms: dict[str, Component] = {}
         self._parts: dict[str, Component] = {}
@@ -176,7 +178,7 @@ class Registry:
                     raise PluginError(f"{where} must return a dict of names to factories; got {provided!r}")
                 for name, factory in provided.items():
                     components.append(Component(kind, name, factory, impl.plugin_name, distribution))
-        return cls(components)
+        return cls(components, skipped=plugins.skipped())
 
     def components(self, kind: str | None = None) -> list[Component]:
         """All components (of one kind), sorted by kind then name."""
