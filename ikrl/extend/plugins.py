@@ -84,7 +84,8 @@ class LoadedPlugins:
     not_autoloaded: tuple[str, ...] = ()
 
     def skipped(self) -> list[tuple[str, str]]:
-        """``(plugin, why)`` for every installed plugin that was not loaded, in load order.
+        """``(plugin, why)`` for every installed plugin that was not loaded: those
+        ``IKRL_DISABLE_PLUGINS`` named, then those autoloading left out.
 
         Examples:
             >>> LoadedPlugins(pluggy.PluginManager("ikrl"), {}, ("ikrl-lab:robots",), ("ikrl-zoo:robots",)).skipped()
